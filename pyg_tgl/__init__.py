@@ -1,0 +1,28 @@
+"""pyg_tgl: TGL-style temporal GNN training for PyTorch Geometric.
+
+Importing the package is cheap: submodules (the C++ sampler, the models, the training loop) load on
+first use, so ``import pyg_tgl`` neither compiles, reads data nor prints anything.
+"""
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TCSR": "pyg_tgl.data.tcsr",
+    "TemporalSampler": "pyg_tgl.data.sampler",
+    "TemporalNeighborLoader": "pyg_tgl.data.loader",
+    "TemporalBatch": "pyg_tgl.data.batch",
+    "SampledHop": "pyg_tgl.data.batch",
+    "load_dataset": "pyg_tgl.data.datasets",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    if name in ("data", "nn", "train"):
+        return import_module(f"pyg_tgl.{name}")
+    raise AttributeError(f"module 'pyg_tgl' has no attribute {name!r}")
