@@ -1,0 +1,138 @@
+import pytest
+import torch
+from torch_geometric.data import TemporalData
+
+from pyg_tgl.data.loader import NegativeSampler, TemporalNeighborLoader
+
+
+def make_events(num_nodes=30, num_events=500, seed=0, bipartite=False):
+    g = torch.Generator().manual_seed(seed)
+    if bipartite:
+        src = torch.randint(0, num_nodes // 2, (num_events,), generator=g)
+        dst = torch.randint(num_nodes // 2, num_nodes, (num_events,), generator=g)
+    else:
+        src = torch.randint(0, num_nodes, (num_events,), generator=g)
+        dst = torch.randint(0, num_nodes, (num_events,), generator=g)
+    t = torch.sort(torch.randint(0, 200, (num_events,), generator=g).double()).values
+    return TemporalData(src=src, dst=dst, t=t)
+
+
+def assert_batches_equal(a, b):
+    for name in ("src", "dst", "t", "eid", "neg_dst", "root_nodes", "root_ts"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert len(a.blocks) == len(b.blocks)
+    for snap_a, snap_b in zip(a.blocks, b.blocks):
+        for hop_a, hop_b in zip(snap_a, snap_b):
+            for name in ("nodes", "ts", "edge_index", "eid", "dt", "dense_index", "count"):
+                assert torch.equal(getattr(hop_a, name), getattr(hop_b, name)), name
+
+
+def test_batches_cover_events_in_order_with_tgl_root_layout():
+    data = make_events()
+    loader = TemporalNeighborLoader(data, [5], batch_size=64, num_neg=2, events=slice(100, 400))
+    seen = []
+    for batch in loader:
+        b = batch.num_events
+        assert torch.equal(batch.src, data.src[batch.eid])
+        assert torch.equal(batch.dst, data.dst[batch.eid])
+        assert batch.t.dtype == torch.float64
+        assert batch.neg_dst.numel() == 2 * b and batch.num_neg == 2
+        assert torch.equal(batch.root_nodes, torch.cat([batch.src, batch.dst, batch.neg_dst]))
+        assert torch.equal(batch.root_ts, torch.cat([batch.t] * 4))
+        hop = batch.hops[0]
+        assert torch.equal(hop.nodes[:hop.num_roots], batch.root_nodes)
+        assert bool((hop.dt > 0).all())
+        seen.append(batch.eid)
+    assert torch.equal(torch.cat(seen), torch.arange(100, 400))
+    assert len(loader) == len(seen) == 5
+
+
+def test_without_neighbors_yields_no_blocks():
+    data = make_events()
+    batch = next(iter(TemporalNeighborLoader(data, [], batch_size=10)))
+    assert batch.blocks == [] and batch.hops == []
+
+
+def test_random_negatives_are_destinations_and_reproducible():
+    data = make_events(bipartite=True)
+    dsts = set(data.dst.tolist())
+    runs = []
+    for _ in range(2):
+        loader = TemporalNeighborLoader(data, [], batch_size=50, num_neg=3, seed=7)
+        runs.append(torch.cat([b.neg_dst for b in loader]))
+    assert torch.equal(runs[0], runs[1])
+    assert set(runs[0].tolist()) <= dsts
+    other = torch.cat([b.neg_dst for b in TemporalNeighborLoader(data, [], batch_size=50,
+                                                                  num_neg=3, seed=8)])
+    assert not torch.equal(runs[0], other)
+
+
+def test_historical_negatives_come_from_earlier_events():
+    data = make_events()
+    loader = TemporalNeighborLoader(data, [], batch_size=50, neg_sampling="historical",
+                                    events=slice(200, 500))
+    for batch in loader:
+        start = int(batch.eid.min())
+        earlier = set(data.dst[:start].tolist())
+        assert set(batch.neg_dst.tolist()) <= earlier
+
+
+def test_inductive_negatives_avoid_training_nodes():
+    data = make_events(num_nodes=200, num_events=300)
+    train = slice(0, 100)
+    sampler = NegativeSampler(data, "inductive", train_events=train)
+    neg = sampler.sample(torch.arange(100, 300), 4)
+    seen = set(data.src[:100].tolist()) | set(data.dst[:100].tolist())
+    assert neg.numel() == 800 and not (set(neg.tolist()) & seen)
+
+
+def test_bad_arguments_are_rejected():
+    data = make_events()
+    with pytest.raises(ValueError, match="neg_sampling"):
+        TemporalNeighborLoader(data, [], neg_sampling="hard")
+    with pytest.raises(ValueError, match="batch_size"):
+        TemporalNeighborLoader(data, [], batch_size=0)
+    with pytest.raises(ValueError, match="event ids"):
+        TemporalNeighborLoader(data, [], events=torch.tensor([0, 10_000]))
+
+
+def test_prefetch_gives_the_same_batches():
+    data = make_events()
+    plain = list(TemporalNeighborLoader(data, [4, 3], strategy="uniform", batch_size=40, seed=3))
+    ahead = list(TemporalNeighborLoader(data, [4, 3], strategy="uniform", batch_size=40, seed=3,
+                                        prefetch=True))
+    assert len(plain) == len(ahead)
+    for a, b in zip(plain, ahead):
+        assert_batches_equal(a, b)
+
+
+def test_prefetch_stops_cleanly_when_the_consumer_breaks():
+    data = make_events()
+    loader = TemporalNeighborLoader(data, [4], batch_size=10, prefetch=True)
+    for i, _ in enumerate(loader):
+        if i == 2:
+            break
+    assert sum(1 for _ in loader) == len(loader)
+
+
+def test_set_batches_yields_exactly_those_events_once():
+    data = make_events()
+    loader = TemporalNeighborLoader(data, [3], batch_size=100)
+    plan = [torch.tensor([5, 6, 7]), torch.arange(8, 30)]
+    loader.set_batches(plan)
+    assert [b.eid.tolist() for b in loader] == [p.tolist() for p in plan]
+    assert len(list(loader)) == len(loader) == 5  # back to the default plan
+
+
+def test_state_dict_resume_repeats_the_same_batches():
+    data = make_events()
+    kwargs = dict(num_neighbors=[4], strategy="uniform", batch_size=60, seed=11)
+    loader = TemporalNeighborLoader(data, **kwargs)
+    list(loader)  # one epoch
+    state = loader.state_dict()
+    expected = list(loader)
+
+    resumed = TemporalNeighborLoader(data, **kwargs)
+    resumed.load_state_dict(state)
+    for a, b in zip(expected, resumed):
+        assert_batches_equal(a, b)
