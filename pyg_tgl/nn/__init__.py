@@ -1,0 +1,39 @@
+"""Neural modules of pyg_tgl: time encoding, node memory and mailbox, memory updaters, temporal
+message passing, prediction heads, :class:`TemporalGNN` which composes TGL's five models, and the
+:class:`EdgeBank` baseline.
+
+Submodules load on first attribute access, so ``import pyg_tgl.nn`` stays cheap.
+"""
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "TimeEncoder": "pyg_tgl.nn.time_encoder",
+    "Mailbox": "pyg_tgl.nn.memory",
+    "NodeMemory": "pyg_tgl.nn.memory",
+    "MemoryState": "pyg_tgl.nn.memory",
+    "latest_per_node": "pyg_tgl.nn.memory",
+    "GRUUpdater": "pyg_tgl.nn.updaters",
+    "RNNUpdater": "pyg_tgl.nn.updaters",
+    "TransformerUpdater": "pyg_tgl.nn.updaters",
+    "TemporalAttention": "pyg_tgl.nn.attention",
+    "IdentityLayer": "pyg_tgl.nn.attention",
+    "JODIETimeProjection": "pyg_tgl.nn.attention",
+    "SnapshotRNN": "pyg_tgl.nn.attention",
+    "EdgePredictor": "pyg_tgl.nn.predictors",
+    "NodeClassifier": "pyg_tgl.nn.predictors",
+    "TemporalGNN": "pyg_tgl.nn.model",
+    "EdgeBank": "pyg_tgl.nn.edgebank",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pyg_tgl.nn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,472 @@
+"""Node memory and mailbox held in flat tensors (no per-node Python objects)."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from pyg_tgl.nn.updaters import UPDATERS
+
+DeviceLike = Union[str, torch.device, None]
+
+
+def latest_per_node(nodes: Tensor, ts: Tensor) -> Tensor:
+    """Positions of the latest entry of each distinct node: largest ``ts``, ties to the largest
+    position. Returns one index per distinct node, ordered by node id.
+
+    Deterministic on every device: a stable sort by time, then a max-reduction over positions
+    (no Python loop, no reliance on the write order of duplicate indices).
+    """
+    if nodes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=nodes.device)
+    order = torch.sort(ts, stable=True).indices
+    uniq, inv = torch.unique(nodes.index_select(0, order), return_inverse=True)
+    pos = torch.arange(order.numel(), device=nodes.device)
+    last = torch.full((uniq.numel(),), -1, dtype=torch.long, device=nodes.device)
+    last.scatter_reduce_(0, inv, pos, reduce="amax")
+    return order.index_select(0, last)
+
+
+def _gather(storage: Tensor, index: Tensor, device: torch.device) -> Tensor:
+    index = index.to(storage.device)
+    if storage.device == device:
+        return storage.index_select(0, index)
+    if device.type != "cpu" and storage.device.type == "cpu" and storage.is_pinned():
+        # Gather into page-locked memory so the host-to-device copy is asynchronous.
+        buf = torch.empty((index.numel(),) + tuple(storage.shape[1:]), dtype=storage.dtype,
+                          pin_memory=True)
+        torch.index_select(storage, 0, index, out=buf)
+        return buf.to(device, non_blocking=True)
+    return storage.index_select(0, index).to(device)
+
+
+def _check_nodes(where: str, nodes: Tensor, num_nodes: int) -> None:
+    if nodes.dim() != 1 or nodes.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"{where}: node ids must be a 1-D int64/int32 tensor, got dtype "
+                         f"{nodes.dtype} and shape {tuple(nodes.shape)}")
+    if nodes.numel():
+        lo, hi = torch.stack([nodes.min(), nodes.max()]).tolist()
+        if lo < 0 or hi >= num_nodes:
+            raise IndexError(f"{where}: node ids must lie in [0, {num_nodes}), got range "
+                             f"[{lo}, {hi}]")
+
+
+class _StateModule(torch.nn.Module):
+    """A module whose large state tensors live outside the state dict.
+
+    Storage follows ``.to()`` / ``.cuda()`` of the module unless a storage ``device`` was given or
+    host memory was requested (pinned or shared), in which case it stays where it was allocated
+    and only the gathered rows travel.
+    """
+
+    _state_names: Tuple[str, ...] = ()
+
+    def _init_storage(self, device: DeviceLike, pin_memory: bool, share_memory: bool) -> None:
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        self.share_memory = bool(share_memory)
+        self._storage_fixed = device is not None or self.pin_memory or self.share_memory
+        self._storage_device = torch.device("cpu" if device is None or self.pin_memory
+                                            or self.share_memory else device)
+
+    def _alloc(self, shape, dtype: torch.dtype) -> Tensor:
+        if self.pin_memory:
+            return torch.zeros(shape, dtype=dtype, pin_memory=True)
+        out = torch.zeros(shape, dtype=dtype, device=self._storage_device)
+        return out.share_memory_() if self.share_memory else out
+
+    @property
+    def storage_device(self) -> torch.device:
+        """Device holding the state tensors."""
+        return self._storage_device
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the state tensors."""
+        return sum(getattr(self, n).numel() * getattr(self, n).element_size()
+                   for n in self._state_names if getattr(self, n) is not None)
+
+    def _apply(self, fn, recurse: bool = True):
+        out = super()._apply(fn, recurse)
+        if not self._storage_fixed:
+            for name in self._state_names:
+                state = getattr(self, name)
+                if state is None:
+                    continue
+                # Probe with an empty tensor: only device moves apply to the state (a .half() of
+                # the module must not round timestamps), and nothing large is converted twice.
+                target = fn(state.new_empty(0)).device
+                if target != state.device:
+                    setattr(self, name, state.to(target))
+                    self._storage_device = target
+        return out
+
+
+class Mailbox(_StateModule):
+    r"""Per-node mailboxes of TGL (Zhou et al., `"TGL: A General Framework for Temporal GNN
+    Training on Billion-Scale Graphs" <https://arxiv.org/abs/2203.14883>`_, VLDB 2022): ``mail``
+    ``[N, slots, dim]``, ``mail_ts`` ``[N, slots]`` and a ring position per node.
+
+    :meth:`deliver` writes at most one mail per node per call: with ``combine='last'`` the latest
+    (largest time, ties to the later entry), with ``'mean'`` the average of the node's mails and
+    of their times. The slot written is the node's ring position, which then advances. All of it
+    is tensor code, so a mailbox for 100 million nodes costs only its tensors (see
+    :meth:`bytes_needed`); with ``pin_memory`` they sit in page-locked host memory and only the
+    gathered rows go to the GPU.
+
+    Args:
+        num_nodes: number of nodes :math:`N`.
+        dim_mail: mail dimension.
+        mailbox_size: slots per node.
+        combine: ``'last'`` or ``'mean'`` (TGL's ``mail_combine``).
+        dtype: dtype of the mails.
+        ts_dtype: dtype of the timestamps (float64 keeps Unix times exact; float32 halves the
+            memory).
+        device: storage device; ``None`` follows the module's ``.to()``.
+        pin_memory: allocate in page-locked host memory (ignored without CUDA).
+        share_memory: allocate in shared host memory (for multi-process trainers).
+    """
+
+    _state_names = ("mail", "mail_ts", "next_pos")
+
+    def __init__(self, num_nodes: int, dim_mail: int, mailbox_size: int = 1,
+                 combine: str = "last", dtype: torch.dtype = torch.float32,
+                 ts_dtype: torch.dtype = torch.float64, device: DeviceLike = None,
+                 pin_memory: bool = False, share_memory: bool = False) -> None:
+        super().__init__()
+        if num_nodes <= 0 or dim_mail <= 0 or mailbox_size <= 0:
+            raise ValueError(f"Mailbox: num_nodes, dim_mail and mailbox_size must be positive, "
+                             f"got {num_nodes}, {dim_mail}, {mailbox_size}")
+        if combine not in ("last", "mean"):
+            raise ValueError(f"Mailbox: combine (mail_combine) must be 'last' or 'mean', "
+                             f"got {combine!r}")
+        self.num_nodes = int(num_nodes)
+        self.dim_mail = int(dim_mail)
+        self.mailbox_size = int(mailbox_size)
+        self.combine = combine
+        self._init_storage(device, pin_memory, share_memory)
+        self.mail = self._alloc((self.num_nodes, self.mailbox_size, self.dim_mail), dtype)
+        self.mail_ts = self._alloc((self.num_nodes, self.mailbox_size), ts_dtype)
+        # A single slot needs no ring position; small rings fit in one byte per node.
+        pos_dtype = torch.uint8 if self.mailbox_size <= 256 else torch.int32
+        self.next_pos: Optional[Tensor] = (self._alloc((self.num_nodes,), pos_dtype)
+                                           if self.mailbox_size > 1 else None)
+
+    @staticmethod
+    def bytes_needed(num_nodes: int, dim_mail: int, mailbox_size: int = 1,
+                     dtype: torch.dtype = torch.float32,
+                     ts_dtype: torch.dtype = torch.float64) -> int:
+        """Bytes a mailbox with these sizes allocates."""
+        pos = 0 if mailbox_size == 1 else (1 if mailbox_size <= 256 else 4)
+        return num_nodes * (mailbox_size * (dim_mail * dtype.itemsize + ts_dtype.itemsize) + pos)
+
+    def reset_state(self) -> None:
+        """Empties every mailbox (zero mails at time 0, ring positions 0)."""
+        self.mail.zero_()
+        self.mail_ts.zero_()
+        if self.next_pos is not None:
+            self.next_pos.zero_()
+
+    def gather(self, nodes: Tensor, device: DeviceLike = None) -> Tuple[Tensor, Tensor]:
+        """Returns ``(mail [n, slots, dim], mail_ts [n, slots])`` of ``nodes`` on ``device``
+        (default: the device of ``nodes``)."""
+        device = torch.device(device) if device is not None else nodes.device
+        return _gather(self.mail, nodes, device), _gather(self.mail_ts, nodes, device)
+
+    @torch.no_grad()
+    def deliver(self, nodes: Tensor, mails: Tensor, ts: Tensor) -> Tensor:
+        """Delivers ``mails [n, dim]`` stamped ``ts [n]`` to ``nodes [n]`` (detached).
+
+        Returns the distinct nodes that received a mail (sorted).
+        """
+        n = nodes.numel()
+        if mails.dim() != 2 or mails.size(0) != n or mails.size(1) != self.dim_mail:
+            raise ValueError(f"Mailbox.deliver: mails must be [{n}, {self.dim_mail}] for {n} "
+                             f"nodes, got {tuple(mails.shape)}")
+        if ts.dim() != 1 or ts.numel() != n:
+            raise ValueError(f"Mailbox.deliver: ts must be [{n}], got {tuple(ts.shape)}")
+        _check_nodes("Mailbox.deliver", nodes, self.num_nodes)
+        dev = self.mail.device
+        nodes, mails, ts = nodes.to(dev).long(), mails.detach().to(dev), ts.to(dev)
+        if self.combine == "last":
+            keep = latest_per_node(nodes, ts)
+            nodes, mails, ts = nodes[keep], mails[keep], ts[keep]
+        else:
+            nodes, inv = torch.unique(nodes, return_inverse=True)
+            count = torch.bincount(inv, minlength=nodes.numel()).unsqueeze(1)
+            mails = torch.zeros(nodes.numel(), self.dim_mail, dtype=mails.dtype,
+                                device=dev).index_add_(0, inv, mails) / count
+            ts = torch.zeros(nodes.numel(), dtype=self.mail_ts.dtype,
+                             device=dev).index_add_(0, inv, ts.to(self.mail_ts.dtype))
+            ts = ts / count.squeeze(1)
+        mails, ts = mails.to(self.mail.dtype), ts.to(self.mail_ts.dtype)
+        if self.next_pos is None:
+            self.mail.view(self.num_nodes, self.dim_mail).index_copy_(0, nodes, mails)
+            self.mail_ts.view(-1).index_copy_(0, nodes, ts)
+        else:
+            pos = self.next_pos.index_select(0, nodes).long()
+            self.mail.index_put_((nodes, pos), mails)
+            self.mail_ts.index_put_((nodes, pos), ts)
+            self.next_pos.index_copy_(0, nodes,
+                                      ((pos + 1) % self.mailbox_size).to(self.next_pos.dtype))
+        return nodes
+
+    def extra_repr(self) -> str:
+        return (f"num_nodes={self.num_nodes}, dim_mail={self.dim_mail}, "
+                f"mailbox_size={self.mailbox_size}, combine={self.combine!r}, "
+                f"storage={self.storage_device}")
+
+
+class MemoryState(NamedTuple):
+    """What :meth:`NodeMemory.compute` returns for ``n`` queried nodes."""
+
+    memory: Tensor  #: ``[n, d]`` updated memory (differentiable w.r.t. the updater)
+    last_update: Tensor  #: ``[n]`` time of the latest event the node's state knows of
+    memory_ts: Tensor  #: ``[n]`` timestamp of the stored (not yet updated) memory
+    ts: Tensor  #: ``[n]`` query time used by the updater (stamped on the memory when written)
+
+
+class NodeMemory(_StateModule):
+    r"""Node memory with a mailbox, TGL's design (Zhou et al., `"TGL: A General Framework for
+    Temporal GNN Training on Billion-Scale Graphs" <https://arxiv.org/abs/2203.14883>`_, VLDB
+    2022) behind the interface of :class:`torch_geometric.nn.models.tgn.TGNMemory` (Rossi et
+    al., `"Temporal Graph Networks for Deep Learning on Dynamic Graphs"
+    <https://arxiv.org/abs/2006.10637>`_).
+
+    State (outside the state dict, see :meth:`memory_state`): ``memory`` ``[N, d]``,
+    ``memory_ts`` ``[N]`` and a :class:`Mailbox` of mails
+    :math:`[s_u \,\|\, s_v \,\|\, e_{uv}]` (dimension ``2 d + raw_msg_dim``).
+
+    * :meth:`forward` / :meth:`compute` return the memory of the queried nodes *updated* from
+      their pending mails, without writing anything; gradients flow into the updater.
+    * :meth:`write` stores memories (detached), :meth:`deliver` stores mails.
+    * :meth:`update_state` (PyG's name) does both for a batch of events, so a PyG training loop
+      written for ``TGNMemory`` runs unchanged: only the constructor differs (PyG's
+      ``message_module`` and ``aggregator_module`` become TGL's identity mail and ``'last'``
+      mailbox).
+
+    Where PyG keeps raw messages in one Python dict entry per node, all state here is in
+    tensors, so a call costs a few gathers and scatters whatever ``num_nodes`` is.
+
+    .. note::
+        Time input (TGL, not the TGN paper): the updater encodes ``t - memory_ts``, the query
+        time minus the memory's timestamp, and a written memory is stamped with its query time.
+        Called without ``t`` (as PyG's loop does), the query time is each node's latest mail
+        time, which gives the TGN paper's gap between consecutive events.
+
+    Args:
+        num_nodes: number of nodes.
+        raw_msg_dim: dimension of the raw event message (edge feature); may be 0.
+        memory_dim: memory dimension :math:`d`.
+        time_dim: time-encoding dimension of the updater (0 disables the time input).
+        updater: ``'gru'`` (TGN), ``'rnn'`` (JODIE), ``'transformer'`` (APAN) or a module called
+            as ``updater(memory, memory_ts, mail, mail_ts, t)`` (one row per query; a module with
+            ``accepts_index = True`` gets each node once plus ``index=``, see
+            :mod:`pyg_tgl.nn.updaters`).
+        mailbox_size: slots per node.
+        mail_combine: ``'last'`` or ``'mean'``, how mails to one node in one call combine.
+        num_heads, dropout, att_dropout: options of the ``'transformer'`` updater.
+        device: storage device; ``None`` follows the module's ``.to()``.
+        ts_dtype: dtype of stored timestamps.
+        pin_memory: keep the state in page-locked host memory (ignored without CUDA).
+        share_memory: keep the state in shared host memory.
+    """
+
+    _state_names = ("memory", "memory_ts")
+
+    def __init__(self, num_nodes: int, raw_msg_dim: int, memory_dim: int, time_dim: int,
+                 updater: Union[str, torch.nn.Module] = "gru", mailbox_size: int = 1,
+                 mail_combine: str = "last", num_heads: int = 2, dropout: float = 0.0,
+                 att_dropout: float = 0.0, device: DeviceLike = None,
+                 ts_dtype: torch.dtype = torch.float64, pin_memory: bool = False,
+                 share_memory: bool = False) -> None:
+        super().__init__()
+        if num_nodes <= 0 or memory_dim <= 0 or raw_msg_dim < 0 or time_dim < 0:
+            raise ValueError(f"NodeMemory: expected num_nodes > 0, memory_dim > 0, "
+                             f"raw_msg_dim >= 0, time_dim >= 0, got {num_nodes}, {memory_dim}, "
+                             f"{raw_msg_dim}, {time_dim}")
+        self.num_nodes = int(num_nodes)
+        self.raw_msg_dim = int(raw_msg_dim)
+        self.memory_dim = int(memory_dim)
+        self.time_dim = int(time_dim)
+        dim_mail = 2 * self.memory_dim + self.raw_msg_dim
+        self.dim_mail = dim_mail
+        if isinstance(updater, str):
+            if updater not in UPDATERS:
+                raise ValueError(f"NodeMemory: updater (memory_update) must be one of "
+                                 f"{sorted(UPDATERS)}, got {updater!r}")
+            kwargs = {}
+            if updater == "transformer":
+                kwargs = dict(num_heads=num_heads, dropout=dropout, att_dropout=att_dropout)
+            updater = UPDATERS[updater](dim_mail, self.memory_dim, self.time_dim,
+                                        mailbox_size=mailbox_size, **kwargs)
+        self.updater = updater
+        self._init_storage(device, pin_memory, share_memory)
+        self.memory = self._alloc((self.num_nodes, self.memory_dim), torch.float32)
+        self.memory_ts = self._alloc((self.num_nodes,), ts_dtype)
+        self.mailbox = Mailbox(self.num_nodes, dim_mail, mailbox_size, combine=mail_combine,
+                               ts_dtype=ts_dtype, device=device, pin_memory=pin_memory,
+                               share_memory=share_memory)
+
+    @property
+    def time_enc(self):
+        """The updater's :class:`TimeEncoder` (``None`` when ``time_dim == 0``)."""
+        return getattr(self.updater, "time_enc", None)
+
+    @property
+    def mailbox_size(self) -> int:
+        return self.mailbox.mailbox_size
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self.mailbox.nbytes
+
+    def _compute_device(self) -> torch.device:
+        for p in self.updater.parameters():
+            return p.device
+        return self.storage_device
+
+    def reset_parameters(self) -> None:
+        """Resets the updater's parameters and the state."""
+        if hasattr(self.updater, "reset_parameters"):
+            self.updater.reset_parameters()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Zero memory at time 0 and empty mailboxes for every node."""
+        self.memory.zero_()
+        self.memory_ts.zero_()
+        self.mailbox.reset_state()
+
+    def detach(self) -> None:
+        """Cuts the state from any autograd graph (it is stored detached, so this only guards
+        state assigned from outside)."""
+        self.memory = self.memory.detach()
+        self.memory_ts = self.memory_ts.detach()
+
+    def compute(self, n_id: Tensor, t: Optional[Tensor] = None) -> MemoryState:
+        """Updated memory of nodes ``n_id`` queried at times ``t`` (default: each node's latest
+        mail time), from their stored memory and pending mails; writes nothing."""
+        _check_nodes("NodeMemory.compute", n_id, self.num_nodes)
+        if t is not None and t.shape != n_id.shape:
+            raise ValueError(f"NodeMemory.compute: t must have the shape of n_id "
+                             f"{tuple(n_id.shape)}, got {tuple(t.shape)}")
+        dev = self._compute_device()
+        # A sampled neighbourhood lists few distinct nodes many times (on Wikipedia ~10%
+        # distinct, ~40% distinct (node, time) pairs): gather each node's state once and run
+        # the updater once per distinct (node, time) query.
+        nodes, node_of = torch.unique(n_id.to(dev), return_inverse=True)
+        memory = _gather(self.memory, nodes, dev)
+        memory_ts = _gather(self.memory_ts, nodes, dev)
+        mail, mail_ts = self.mailbox.gather(nodes, dev)
+        last_update = torch.maximum(memory_ts, mail_ts.amax(dim=1))
+        if t is None:
+            t = last_update.index_select(0, node_of)
+            query_node, query_t, query_of = (torch.arange(nodes.numel(), device=dev),
+                                             last_update, node_of)
+        else:
+            t = t.to(device=dev, dtype=memory_ts.dtype)
+            times, time_of = torch.unique(t, return_inverse=True)
+            keys, query_of = torch.unique(node_of * times.numel() + time_of,
+                                          return_inverse=True)
+            query_node = keys // times.numel()
+            query_t = times.index_select(0, keys % times.numel())
+        if getattr(self.updater, "accepts_index", False):
+            new = self.updater(memory, memory_ts, mail, mail_ts, query_t, index=query_node)
+        else:
+            new = self.updater(memory.index_select(0, query_node),
+                               memory_ts.index_select(0, query_node),
+                               mail.index_select(0, query_node),
+                               mail_ts.index_select(0, query_node), query_t)
+        return MemoryState(memory=new.index_select(0, query_of),
+                           last_update=last_update.index_select(0, node_of),
+                           memory_ts=memory_ts.index_select(0, node_of), ts=t)
+
+    def forward(self, n_id: Tensor, t: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Returns ``(memory, last_update)`` of nodes ``n_id``, as ``TGNMemory`` does."""
+        state = self.compute(n_id, t)
+        return state.memory, state.last_update
+
+    @torch.no_grad()
+    def write(self, n_id: Tensor, memory: Tensor, ts: Tensor) -> None:
+        """Stores ``memory [n, d]`` stamped ``ts [n]`` for nodes ``n_id`` (detached); a node
+        listed twice keeps its latest entry (largest ``ts``, ties to the later one)."""
+        _check_nodes("NodeMemory.write", n_id, self.num_nodes)
+        if memory.shape != (n_id.numel(), self.memory_dim) or ts.shape != n_id.shape:
+            raise ValueError(f"NodeMemory.write: expected memory [{n_id.numel()}, "
+                             f"{self.memory_dim}] and ts [{n_id.numel()}], got "
+                             f"{tuple(memory.shape)} and {tuple(ts.shape)}")
+        keep = latest_per_node(n_id, ts)
+        idx = n_id.index_select(0, keep).to(self.memory.device).long()
+        self.memory.index_copy_(0, idx, memory.detach().index_select(0, keep).to(
+            self.memory.device, self.memory.dtype))
+        self.memory_ts.index_copy_(0, idx, ts.index_select(0, keep).to(
+            self.memory_ts.device, self.memory_ts.dtype))
+
+    def deliver(self, nodes: Tensor, mails: Tensor, ts: Tensor) -> Tensor:
+        """Delivers mails to nodes, see :meth:`Mailbox.deliver`."""
+        return self.mailbox.deliver(nodes, mails, ts)
+
+    def make_mails(self, mem_src: Tensor, mem_dst: Tensor,
+                   raw_msg: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """TGL mails of events ``(src, dst)``: ``[s_src || s_dst || e]`` for the source and
+        ``[s_dst || s_src || e]`` for the destination."""
+        if self.raw_msg_dim:
+            if raw_msg is None or raw_msg.dim() != 2 or raw_msg.size(1) != self.raw_msg_dim:
+                got = None if raw_msg is None else tuple(raw_msg.shape)
+                raise ValueError(f"NodeMemory: raw_msg must be [num_events, {self.raw_msg_dim}],"
+                                 f" got {got}")
+            raw_msg = raw_msg.to(mem_src.dtype)
+            return (torch.cat([mem_src, mem_dst, raw_msg], dim=1),
+                    torch.cat([mem_dst, mem_src, raw_msg], dim=1))
+        return torch.cat([mem_src, mem_dst], dim=1), torch.cat([mem_dst, mem_src], dim=1)
+
+    @torch.no_grad()
+    def deliver_pairs(self, src: Tensor, dst: Tensor, t: Tensor, mem_src: Tensor,
+                      mem_dst: Tensor, raw_msg: Optional[Tensor] = None) -> None:
+        """Delivers the mails of events ``(src, dst, t)`` to both endpoints (TGL's
+        ``deliver_to: self``); the latest event of a node wins."""
+        src_mail, dst_mail = self.make_mails(mem_src, mem_dst, raw_msg)
+        # Interleaved (src_0, dst_0, src_1, ...) so that, on equal times, the later event wins.
+        nodes = torch.stack([src, dst], dim=1).view(-1)
+        mails = torch.stack([src_mail, dst_mail], dim=1).view(nodes.numel(), self.dim_mail)
+        self.deliver(nodes, mails, t.repeat_interleave(2))
+
+    @torch.no_grad()
+    def update_state(self, src: Tensor, dst: Tensor, t: Tensor,
+                     raw_msg: Optional[Tensor] = None) -> None:
+        """Absorbs the pending mails of the events' endpoints into their memory, then delivers
+        the events' own mails (built from the updated memories), as ``TGNMemory`` does."""
+        if src.shape != dst.shape or src.shape != t.shape or src.dim() != 1:
+            raise ValueError(f"NodeMemory.update_state: src, dst and t must be 1-D of equal "
+                             f"length, got {tuple(src.shape)}, {tuple(dst.shape)}, "
+                             f"{tuple(t.shape)}")
+        n_id, inv = torch.unique(torch.cat([src, dst]), return_inverse=True)
+        state = self.compute(n_id)
+        self.write(n_id, state.memory, state.ts)
+        b = src.numel()
+        self.deliver_pairs(src, dst, t, state.memory[inv[:b]], state.memory[inv[b:]], raw_msg)
+
+    def memory_state(self) -> dict:
+        """The state tensors (memory, timestamps, mailbox), e.g. for checkpoints."""
+        out = {"memory": self.memory, "memory_ts": self.memory_ts,
+               "mail": self.mailbox.mail, "mail_ts": self.mailbox.mail_ts}
+        if self.mailbox.next_pos is not None:
+            out["next_pos"] = self.mailbox.next_pos
+        return out
+
+    @torch.no_grad()
+    def load_memory_state(self, state: dict) -> None:
+        """Copies tensors from :meth:`memory_state` into the (already allocated) state."""
+        for name, dst in self.memory_state().items():
+            if name not in state:
+                raise KeyError(f"NodeMemory.load_memory_state: missing {name!r}")
+            if tuple(state[name].shape) != tuple(dst.shape):
+                raise ValueError(f"NodeMemory.load_memory_state: {name} has shape "
+                                 f"{tuple(state[name].shape)}, expected {tuple(dst.shape)}")
+            dst.copy_(state[name])
+
+    def extra_repr(self) -> str:
+        return (f"num_nodes={self.num_nodes}, raw_msg_dim={self.raw_msg_dim}, "
+                f"memory_dim={self.memory_dim}, time_dim={self.time_dim}, "
+                f"storage={self.storage_device}")

@@ -1,0 +1,377 @@
+"""TGL's five models (JODIE, DySAT, TGAT, TGN, APAN) composed from one configuration."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, SnapshotRNN,
+                                  TemporalAttention)
+from pyg_tgl.nn.memory import MemoryState, NodeMemory
+from pyg_tgl.nn.predictors import EdgePredictor
+
+ARCHS = ("transformer_attention", "identity")
+DELIVER_TO = ("self", "neighbors")
+
+
+def _section(cfg: Mapping, name: str) -> Dict[str, Any]:
+    """One section of a model configuration as a plain dict; TGL's own YAML wraps each section
+    in a one-element list, which is accepted too."""
+    sec = cfg.get(name) if hasattr(cfg, "get") else None
+    if sec is None:
+        return {}
+    if not hasattr(sec, "keys") and hasattr(sec, "__len__"):
+        if len(sec) != 1:
+            raise ValueError(f"model config: section {name!r} must be a mapping (or TGL's list "
+                             f"of one mapping), got a list of {len(sec)}")
+        sec = sec[0]
+    if not hasattr(sec, "keys"):
+        raise ValueError(f"model config: section {name!r} must be a mapping, got "
+                         f"{type(sec).__name__}")
+    return {str(k): sec[k] for k in sec.keys()}
+
+
+def _require(sec: Dict[str, Any], key: str, where: str):
+    if key not in sec or sec[key] is None:
+        raise ValueError(f"model config: missing {where}.{key}")
+    return sec[key]
+
+
+class TemporalGNN(torch.nn.Module):
+    r"""A temporal GNN composed from a TGL configuration: node memory -> message passing ->
+    link predictor (Zhou et al., `"TGL: A General Framework for Temporal GNN Training on
+    Billion-Scale Graphs" <https://arxiv.org/abs/2203.14883>`_, VLDB 2022). The same class runs
+    JODIE, DySAT, TGAT, TGN and APAN; ``conf/model/*.yaml`` hold their configurations.
+
+    ``model_cfg`` has TGL's sections and key names:
+
+    * ``sampling``: ``layer``, ``neighbor``, ``history`` (snapshots), ``no_sample``, ...
+      (read by the loader; here only checked against the GNN).
+    * ``memory``: ``type`` (``node`` | ``none``), ``dim_out``, ``dim_time``, ``memory_update``
+      (``gru`` | ``rnn`` | ``transformer``), ``mailbox_size``, ``mail_combine``
+      (``last`` | ``mean``), ``deliver_to`` (``self`` | ``neighbors``), ``attention_head``,
+      ``combine_node_feature``.
+    * ``gnn``: ``arch`` (``transformer_attention`` | ``identity``), ``layer``, ``att_head``,
+      ``dim_time``, ``dim_out``, ``combine`` (``rnn`` over snapshots), ``time_proj`` (JODIE's
+      projection; TGL's ``time_transform: JODIE`` is accepted), and optionally ``dense``
+      (default ``true``: fixed fan-out attention) and ``att_score`` (``leaky_relu`` |
+      ``scaled_dot``).
+
+    Semantics (TGL): a batch first updates the memory of every node it touches from the mails
+    already in the mailboxes (previous batches), embeds and scores, and only after the optimizer
+    step (:meth:`update_memory`) writes the memory of its positive endpoints and delivers their
+    mails :math:`[s_u \| s_v \| e]`, built from the updated memories. Negatives and sampled
+    neighbours never write memory, so an event never informs its own prediction.
+
+    Hops of a deduplicating sampler (``TemporalSampler(dedup=True)``, whose hops carry an
+    ``inverse`` map) give the same embeddings with fewer rows in the lower layers.
+
+    Where TGL's code has no defined behaviour this class chooses:
+
+    * ``combine_node_feature: false`` means the memory alone is the node input (TGL then uses
+      node features only for GRU/RNN updaters and crashes without them).
+    * If the first attention layer would have no input at all (no memory, node or edge
+      features and ``gnn.dim_time: 0``, e.g. DySAT on a featureless data set), the layers encode
+      time with ``gnn.dim_out`` channels instead (a warning says so).
+    * A root without sampled neighbours aggregates zeros also when the whole batch has none
+      (TGL then returns zeros for the whole layer).
+
+    Args:
+        model_cfg: the ``model`` node of the configuration (dict or OmegaConf ``DictConfig``).
+        num_nodes: number of nodes (size of the memory).
+        dim_node_feat: node feature dimension (0 for none; inferred from ``node_feat``).
+        dim_edge_feat: edge feature dimension (0 for none; inferred from ``edge_feat``).
+        dropout: dropout of attention layers and the APAN updater.
+        att_dropout: dropout on attention weights.
+        node_feat: ``[num_nodes, dim_node_feat]`` node features (a non-persistent buffer).
+        edge_feat: ``[num_events, dim_edge_feat]`` edge features, indexed by event id (a
+            non-persistent buffer; float16 is fine).
+    """
+
+    def __init__(self, model_cfg: Mapping, num_nodes: int, dim_node_feat: int = 0,
+                 dim_edge_feat: int = 0, dropout: float = 0.2, att_dropout: float = 0.2,
+                 node_feat: Optional[Tensor] = None, edge_feat: Optional[Tensor] = None) -> None:
+        super().__init__()
+        if num_nodes <= 0:
+            raise ValueError(f"TemporalGNN: num_nodes must be positive, got {num_nodes}")
+        self.num_nodes = int(num_nodes)
+        dim_node_feat = self._check_feat("node_feat", node_feat, dim_node_feat, num_nodes)
+        dim_edge_feat = self._check_feat("edge_feat", edge_feat, dim_edge_feat, None)
+        self.dim_node_feat, self.dim_edge_feat = dim_node_feat, dim_edge_feat
+        self.register_buffer("node_feat", node_feat, persistent=False)
+        self.register_buffer("edge_feat", edge_feat, persistent=False)
+
+        sampling = _section(model_cfg, "sampling")
+        mem_cfg = _section(model_cfg, "memory")
+        gnn = _section(model_cfg, "gnn")
+        if not gnn:
+            raise ValueError("model config: missing section 'gnn'")
+        self.history = int(sampling.get("history", 1) or 1)
+
+        # -- memory -------------------------------------------------------------------------------
+        self.memory: Optional[NodeMemory] = None
+        mem_type = str(mem_cfg.get("type", "none"))
+        if mem_type not in ("node", "none"):
+            raise ValueError(f"model config: memory.type must be 'node' or 'none', got "
+                             f"{mem_type!r}")
+        self.deliver_to = "self"
+        self.combine_node_feature = True
+        self.node_feat_map: Optional[torch.nn.Linear] = None
+        dim_input = dim_node_feat
+        if mem_type == "node":
+            mem_dim = int(_require(mem_cfg, "dim_out", "memory"))
+            self.deliver_to = str(mem_cfg.get("deliver_to", "self"))
+            if self.deliver_to not in DELIVER_TO:
+                raise ValueError(f"model config: memory.deliver_to must be one of {DELIVER_TO}, "
+                                 f"got {self.deliver_to!r}")
+            self.combine_node_feature = bool(mem_cfg.get("combine_node_feature", True))
+            self.memory = NodeMemory(
+                num_nodes, dim_edge_feat, mem_dim, int(mem_cfg.get("dim_time", 100)),
+                updater=str(_require(mem_cfg, "memory_update", "memory")),
+                mailbox_size=int(mem_cfg.get("mailbox_size", 1)),
+                mail_combine=str(mem_cfg.get("mail_combine", "last")),
+                num_heads=int(mem_cfg.get("attention_head", 2)),
+                dropout=dropout, att_dropout=att_dropout)
+            if self.combine_node_feature and dim_node_feat and dim_node_feat != mem_dim:
+                self.node_feat_map = torch.nn.Linear(dim_node_feat, mem_dim)
+            dim_input = mem_dim
+        elif str(mem_cfg.get("deliver_to", "self")) == "neighbors":
+            raise ValueError("model config: memory.deliver_to 'neighbors' needs memory.type node")
+
+        # -- message passing ----------------------------------------------------------------------
+        self.arch = str(_require(gnn, "arch", "gnn"))
+        if self.arch not in ARCHS:
+            raise ValueError(f"model config: gnn.arch must be one of {ARCHS}, got {self.arch!r}")
+        self.dense = bool(gnn.get("dense", True))
+        self.time_proj: Optional[torch.nn.ModuleList] = None
+        if self.arch == "identity":
+            if dim_input == 0:
+                raise ValueError("model config: gnn.arch 'identity' needs a memory or node "
+                                 "features to embed")
+            self.num_layers = 1
+            self.dim_out = dim_input
+            if gnn.get("dim_out") is not None and int(gnn["dim_out"]) != dim_input:
+                raise ValueError(f"model config: gnn.dim_out ({gnn['dim_out']}) must equal the "
+                                 f"input dimension ({dim_input}) for gnn.arch 'identity'")
+            self.layers = torch.nn.ModuleList([torch.nn.ModuleList(
+                [IdentityLayer(dim_input) for _ in range(self.history)])])
+            if gnn.get("time_proj") or str(gnn.get("time_transform", "")).upper() == "JODIE":
+                if self.memory is None:
+                    raise ValueError("model config: gnn.time_proj (JODIE) needs memory.type node")
+                self.time_proj = torch.nn.ModuleList(
+                    [JODIETimeProjection(dim_input) for _ in range(self.history)])
+        else:
+            self.num_layers = int(_require(gnn, "layer", "gnn"))
+            if self.num_layers <= 0:
+                raise ValueError(f"model config: gnn.layer must be positive, got "
+                                 f"{self.num_layers}")
+            if sampling.get("no_sample"):
+                raise ValueError("model config: gnn.arch 'transformer_attention' needs sampled "
+                                 "neighbours, but sampling.no_sample is set")
+            hops = sampling.get("layer")
+            neighbor = list(sampling.get("neighbor") or [])
+            if hops is not None and int(hops) != self.num_layers:
+                raise ValueError(f"model config: sampling.layer ({hops}) must equal gnn.layer "
+                                 f"({self.num_layers})")
+            if neighbor and len(neighbor) != self.num_layers:
+                raise ValueError(f"model config: sampling.neighbor {neighbor} must list one "
+                                 f"fan-out per GNN layer ({self.num_layers})")
+            self.dim_out = int(gnn.get("dim_out") or (self.memory.memory_dim
+                                                      if self.memory is not None else 0))
+            if self.dim_out <= 0:
+                raise ValueError("model config: missing gnn.dim_out")
+            dim_time = int(gnn.get("dim_time", 0) or 0)
+            if dim_input == 0 and dim_edge_feat == 0 and dim_time == 0:
+                warnings.warn(
+                    "TemporalGNN: no memory, node or edge features and gnn.dim_time 0 leave the "
+                    f"first attention layer without input; encoding time with {self.dim_out} "
+                    "channels instead", stacklevel=2)
+                dim_time = self.dim_out
+            score = str(gnn.get("att_score", "leaky_relu"))
+            if score not in SCORES:
+                raise ValueError(f"model config: gnn.att_score must be one of {SCORES}, got "
+                                 f"{score!r}")
+            heads = int(gnn.get("att_head", 2))
+            self.layers = torch.nn.ModuleList([
+                torch.nn.ModuleList([
+                    TemporalAttention(dim_input if layer == 0 else self.dim_out, dim_edge_feat,
+                                      dim_time, self.dim_out, heads, dropout, att_dropout, score)
+                    for _ in range(self.history)])
+                for layer in range(self.num_layers)])
+
+        self.combiner: Optional[SnapshotRNN] = None
+        if self.history > 1:
+            if str(gnn.get("combine", "")) != "rnn":
+                raise ValueError(f"model config: sampling.history is {self.history}, so "
+                                 f"gnn.combine must be 'rnn' (got {gnn.get('combine')!r})")
+            self.combiner = SnapshotRNN(self.dim_out)
+        self.edge_predictor = EdgePredictor(self.dim_out)
+        self._cache: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+
+    @staticmethod
+    def _check_feat(name: str, feat: Optional[Tensor], dim: int, rows: Optional[int]) -> int:
+        if feat is None:
+            if dim:
+                raise ValueError(f"TemporalGNN: dim_{name} is {dim} but no {name} was given")
+            return 0
+        if feat.dim() != 2 or (rows is not None and feat.size(0) != rows):
+            want = f"[{rows}, d]" if rows is not None else "[num_events, d]"
+            raise ValueError(f"TemporalGNN: {name} must be {want}, got {tuple(feat.shape)}")
+        if dim and dim != feat.size(1):
+            raise ValueError(f"TemporalGNN: dim_{name} is {dim} but {name} has {feat.size(1)} "
+                             f"columns")
+        return int(feat.size(1))
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def reset_parameters(self) -> None:
+        """Re-initialises every learnable parameter and resets the memory state."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Empties memory and mailboxes (start of an epoch)."""
+        if self.memory is not None:
+            self.memory.reset_state()
+        self._cache = None
+
+    def detach(self) -> None:
+        """Cuts the memory state from autograd (kept for PyG's loop structure)."""
+        if self.memory is not None:
+            self.memory.detach()
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def _gather_feat(self, feat: Tensor, index: Tensor) -> Tensor:
+        out = feat.index_select(0, index.to(feat.device))
+        weight = self.edge_predictor.out_fc.weight
+        return out.to(device=weight.device, dtype=weight.dtype)
+
+    def _inputs(self, nodes: Tensor, ts: Tensor) -> Tuple[Optional[Tensor], Optional[MemoryState]]:
+        """Node inputs ``[n, dim_input]``: updated memory (plus node features) or features."""
+        state = None
+        h = None
+        if self.memory is not None:
+            state = self.memory.compute(nodes, ts)
+            h = state.memory
+            if self.combine_node_feature and self.node_feat is not None:
+                nf = self._gather_feat(self.node_feat, nodes)
+                h = h + (self.node_feat_map(nf) if self.node_feat_map is not None else nf)
+        elif self.node_feat is not None:
+            h = self._gather_feat(self.node_feat, nodes)
+        return h, state
+
+    def _edge_attr(self, eid: Tensor) -> Optional[Tensor]:
+        return self._gather_feat(self.edge_feat, eid) if self.edge_feat is not None else None
+
+    def forward(self, batch) -> Tensor:
+        """Embeddings ``[num_roots, dim_out]`` of ``batch.root_nodes`` at ``batch.root_ts``."""
+        num_roots = batch.root_nodes.numel()
+        num_pos = 2 * batch.num_events
+        state: Optional[MemoryState] = None
+        nodes = batch.root_nodes
+        pos_index: Optional[Tensor] = None
+        outs: List[Tensor] = []
+        if self.arch == "identity":
+            x, state = self._inputs(batch.root_nodes, batch.root_ts)
+            for s in range(self.history):
+                h = self.layers[0][s](x)
+                if self.time_proj is not None:
+                    h = self.time_proj[s](h, state.memory_ts, state.ts)
+                outs.append(h)
+        else:
+            if len(batch.blocks) != self.history:
+                raise ValueError(f"TemporalGNN: the batch has {len(batch.blocks)} snapshots, the "
+                                 f"model expects sampling.history = {self.history}")
+            for s, hops in enumerate(batch.blocks):
+                if len(hops) < self.num_layers:
+                    raise ValueError(f"TemporalGNN: snapshot {s} has {len(hops)} hops, the model "
+                                     f"has {self.num_layers} layers")
+                if hops[0].num_roots != num_roots:
+                    raise ValueError(f"TemporalGNN: hop 0 has {hops[0].num_roots} roots but the "
+                                     f"batch has {num_roots} root nodes")
+                bottom = hops[self.num_layers - 1]
+                h, state = self._inputs(bottom.nodes, bottom.ts)
+                nodes = bottom.nodes
+                # Position of the positive endpoints among the bottom hop's nodes: the first 2B
+                # (every hop lists its roots first) unless a deduplicating sampler renumbered them.
+                pos_index = None
+                for hop in hops[:self.num_layers - 1]:
+                    inverse = getattr(hop, "inverse", None)
+                    if inverse is not None:
+                        base = (torch.arange(num_pos, device=inverse.device) if pos_index is None
+                                else pos_index)
+                        pos_index = inverse.index_select(0, base)
+                for layer in range(self.num_layers):
+                    hop = hops[self.num_layers - 1 - layer]
+                    inverse = getattr(hop, "inverse", None)
+                    if layer > 0 and inverse is not None:
+                        # The layer below embedded unique (node, time) pairs; expand to the hop.
+                        h = h.index_select(0, inverse.to(h.device))
+                    h = self.layers[layer][s].forward_hop(h, hop, self._edge_attr(hop.eid),
+                                                          dense=self.dense)
+                outs.append(h)
+        out = outs[0] if self.combiner is None else self.combiner(torch.stack(outs, dim=0))
+        if state is not None:
+            if pos_index is None:
+                pos_index = torch.arange(num_pos, device=state.memory.device)
+            pos_index = pos_index.to(state.memory.device)
+            self._cache = (nodes.index_select(0, pos_index.to(nodes.device)),
+                           state.memory.index_select(0, pos_index).detach(),
+                           state.ts.index_select(0, pos_index).detach())
+        return out
+
+    def score(self, batch) -> Tuple[Tensor, Tensor]:
+        """Link logits ``(pos [B], neg [num_neg * B])`` of the batch's events and negatives."""
+        h = self.forward(batch)
+        b = batch.num_events
+        pos = self.edge_predictor(h[:b], h[b:2 * b])
+        neg = (self.edge_predictor(h[:b], h[2 * b:]) if h.size(0) > 2 * b
+               else h.new_empty(0))
+        return pos, neg
+
+    @torch.no_grad()
+    def update_memory(self, batch) -> None:
+        """Writes the memory of the batch's positive endpoints and delivers their mails, from
+        the values of the last :meth:`forward` on this batch (call it after the optimizer
+        step). A no-op for memory-less models."""
+        if self.memory is None:
+            return
+        if self._cache is None:
+            raise RuntimeError("TemporalGNN.update_memory: run forward()/score() on this batch "
+                               "first (no cached memory)")
+        nodes, memory, ts = self._cache
+        b = batch.num_events
+        if nodes.numel() != 2 * b:
+            raise RuntimeError(f"TemporalGNN.update_memory: the cached forward had "
+                               f"{nodes.numel() // 2} events, this batch has {b}")
+        self._cache = None
+        self.memory.write(nodes, memory, ts)
+        edge_attr = self._edge_attr(batch.eid)
+        mem_src, mem_dst = memory[:b], memory[b:]
+        t = batch.t.to(ts.device)
+        if self.deliver_to == "self":
+            self.memory.deliver_pairs(batch.src, batch.dst, t, mem_src, mem_dst, edge_attr)
+            return
+        if not batch.blocks:
+            raise ValueError("TemporalGNN.update_memory: memory.deliver_to 'neighbors' needs "
+                             "sampled neighbours in the batch (sampling.neighbor)")
+        hop = batch.blocks[-1][0]
+        src_mail, dst_mail = self.memory.make_mails(mem_src, mem_dst, edge_attr)
+        root_mail = torch.cat([src_mail, dst_mail])
+        root_ts = torch.cat([t, t])
+        nbr, root = hop.edge_index
+        keep = root < 2 * b  # neighbours of negative roots receive nothing
+        nbr, root = nbr[keep], root[keep]
+        targets = torch.cat([batch.src, batch.dst, hop.nodes.index_select(0, nbr)])
+        mails = torch.cat([root_mail, root_mail.index_select(0, root.to(root_mail.device))])
+        mail_ts = torch.cat([root_ts, root_ts.index_select(0, root.to(root_ts.device))])
+        self.memory.deliver(targets, mails, mail_ts)
+
+    def extra_repr(self) -> str:
+        return (f"arch={self.arch!r}, layers={self.num_layers}, history={self.history}, "
+                f"dim_out={self.dim_out}, dense={self.dense}, deliver_to={self.deliver_to!r}")
