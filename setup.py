@@ -98,4 +98,5 @@ ext_modules = [
     )
 ]
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt, "build_py": BuildPy, "sdist": SDist})
+setup(ext_modules=ext_modules,
+      cmdclass={"build_ext": BuildExt, "build_py": BuildPy, "sdist": SDist})

@@ -80,7 +80,8 @@ py::tuple build_tcsr_py(CArray<int64_t> src, CArray<int64_t> dst, CArray<double>
   const bool wide = index_kind == 1 || (index_kind < 0 && N > std::numeric_limits<int32_t>::max());
   if (index_kind == 0 && N > std::numeric_limits<int32_t>::max())
     throw InputError("int32 neighbour indices cannot hold " + std::to_string(N) + " nodes");
-  py::array indices = wide ? py::array(py::array_t<int64_t>(M)) : py::array(py::array_t<int32_t>(M));
+  py::array indices =
+      wide ? py::array(py::array_t<int64_t>(M)) : py::array(py::array_t<int32_t>(M));
   py::array_t<int64_t> out_eid(M);
   py::array_t<double> out_ts(M);
   void* idx_ptr = indices.mutable_data();

@@ -275,31 +275,44 @@ class TemporalSamplerCore {
       for (int64_t j = 0; j < c; ++j) out[j] = hi - 1 - j;
       return c;
     }
-    // Floyd's algorithm: k distinct offsets in [0, n_el) with exactly k draws; kept sorted for
-    // the membership test and for the required decreasing-position output.
+    // Floyd's algorithm: k distinct offsets in [0, n_el) with exactly k draws.
     const uint64_t rkey = root_key(hkey, static_cast<uint64_t>(root_position));
     int64_t m = 0;
-    for (int64_t j = n_el - k, d = 0; j < n_el; ++j, ++d) {
-      const int64_t r = static_cast<int64_t>(
-          bounded(random_draw(rkey, static_cast<uint64_t>(d)), static_cast<uint64_t>(j + 1)));
-      int64_t pos = 0;
-      bool taken = false;
-      if (m <= 32) {
-        // Branch-free scan: a binary search over a handful of picks mispredicts every level.
-        for (int64_t q = 0; q < m; ++q) {
-          pos += out[q] < r;
-          taken |= out[q] == r;
-        }
-      } else {
-        pos = std::lower_bound(out, out + m, r) - out;
-        taken = pos < m && out[pos] == r;
+    if (k <= 64) {
+      // Small fan-outs: a branch-free linear membership test beats a binary search plus memmove
+      // per draw at this size.
+      for (int64_t j = n_el - k, d = 0; j < n_el; ++j, ++d) {
+        const int64_t r = static_cast<int64_t>(
+            bounded(random_draw(rkey, static_cast<uint64_t>(d)), static_cast<uint64_t>(j + 1)));
+        bool taken = false;
+        for (int64_t q = 0; q < m; ++q) taken |= out[q] == r;
+        out[m++] = taken ? j : r;  // j exceeds every earlier pick, so it is always new
       }
-      if (taken) {
-        out[m++] = j;  // j exceeds every earlier pick
-      } else {
-        for (int64_t q = m; q > pos; --q) out[q] = out[q - 1];
-        out[pos] = r;
-        ++m;
+      // Decreasing order by rank counting: the picks are distinct, so the number of larger picks
+      // is each one's output slot. O(k^2) compares without a single unpredictable branch, which
+      // beats an insertion sort (one mispredict per element) for these sizes.
+      int64_t sorted[64];
+      for (int64_t a = 0; a < m; ++a) {
+        const int64_t v = out[a];
+        int64_t rank = 0;
+        for (int64_t b = 0; b < m; ++b) rank += out[b] > v;
+        sorted[rank] = v + lo;
+      }
+      std::copy(sorted, sorted + m, out);
+      return m;
+    } else {
+      // Large fan-outs: keep the picks sorted so the membership test is a binary search.
+      for (int64_t j = n_el - k, d = 0; j < n_el; ++j, ++d) {
+        const int64_t r = static_cast<int64_t>(
+            bounded(random_draw(rkey, static_cast<uint64_t>(d)), static_cast<uint64_t>(j + 1)));
+        int64_t* pos = std::lower_bound(out, out + m, r);
+        if (pos != out + m && *pos == r) {
+          out[m++] = j;
+        } else {
+          std::memmove(pos + 1, pos, static_cast<size_t>(out + m - pos) * sizeof(int64_t));
+          *pos = r;
+          ++m;
+        }
       }
     }
     std::reverse(out, out + m);

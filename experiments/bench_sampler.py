@@ -7,7 +7,8 @@ event, one whole epoch per measurement:
 
 * (a) 1 hop, ``recent``, fan-out 10: ours with 1 and 2 threads (with and without the pointer
   cache) against ``torch_geometric.nn.models.tgn.LastNeighborLoader`` as PyG's TGN example uses it
-  (``loader(n_id.unique())`` then ``loader.insert(src, dst)`` per batch). The peer keeps the 10
+  (``loader(n_id.unique())`` then ``loader.insert(src, dst)`` per batch, with
+  ``torch.set_num_threads(1)``, its fastest setting for these small ops). The peer keeps the 10
   last neighbours inserted *before the batch*; ours finds, per root, the 10 most recent edges
   strictly before the root's own time.
 * (b) 2 hops, ``uniform``, fan-out [10, 10]: ours with 1 and 2 threads (PyG has no CPU peer for
@@ -154,10 +155,15 @@ def summarise(runs: List[dict], key: str) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 def environment() -> dict:
+    # The OpenMP wait policy decides how much spinning threads steal from each other when the
+    # cores are shared, which changes multi-threaded results a lot (see docs/development.md).
+    omp_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                                              "GOMP_SPINCOUNT")}
     return dict(python=platform.python_version(), torch=torch.__version__,
+                torch_threads=torch.get_num_threads(),
                 cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                 usable_cores=len(os.sched_getaffinity(0)), load_avg=os.getloadavg(),
-                time=time.strftime("%Y-%m-%d %H:%M:%S"))
+                omp_env=omp_env, time=time.strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def fmt_spread(s: dict, scale: float, digits: int) -> str:
@@ -214,14 +220,15 @@ def main_reddit(args) -> None:
         f"{len(src):,} events, reverse edges), batches of {args.batch_size} events, roots "
         f"src+dst+1 negative, one epoch; median (min-max) over {args.rounds} interleaved rounds. "
         f"{env['usable_cores']} usable cores, load average at the end "
-        f"{env['load_avg'][0]:.2f}.",
+        f"{env['load_avg'][0]:.2f}, OMP_WAIT_POLICY={env['omp_env']['OMP_WAIT_POLICY']}.",
         "",
         "| part | sampler | M roots/s | M sampled edges/s | vs LastNeighborLoader |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
         ratio = f"{row['ratio_to_peer']:.1f}x" if row["ratio_to_peer"] is not None else "n/a"
-        lines.append(f"| ({row['part']}) | {row['name']} | {fmt_spread(row['roots_per_s'], 1e6, 2)} "
+        lines.append(f"| ({row['part']}) | {row['name']} "
+                     f"| {fmt_spread(row['roots_per_s'], 1e6, 2)} "
                      f"| {fmt_spread(row['edges_per_s'], 1e6, 1)} | {ratio} |")
     result = dict(benchmark="sampler", environment=env, num_nodes=num_nodes,
                   num_events=len(src), tcsr_entries=tcsr.num_edges, tcsr_build_s=build_s,
@@ -283,8 +290,8 @@ def main_big(args) -> None:
     np.floor_divide(t, 4.0, out=t)
     gen_s = time.perf_counter() - gen_start
     rss_before = rss_bytes()
-    print(f"generated {E:,} events over {N:,} nodes in {gen_s:.1f} s; RSS {rss_before / 2**30:.2f} GiB",
-          flush=True)
+    print(f"generated {E:,} events over {N:,} nodes in {gen_s:.1f} s; "
+          f"RSS {rss_before / 2**30:.2f} GiB", flush=True)
     with PeakRSS() as peak:
         start = time.perf_counter()
         tcsr = TCSR.from_edges(src, dst, t, num_nodes=N, add_reverse=True,
@@ -301,7 +308,8 @@ def main_big(args) -> None:
     sample_s = 0.0
     with PeakRSS() as peak_sample:
         epoch_start = time.perf_counter()
-        for i in range(0, E, bs):
+        num_sampled_events = int(E * args.big_epoch_fraction)
+        for i in range(0, num_sampled_events, bs):
             s, d, tt = src[i:i + bs], dst[i:i + bs], t[i:i + bs]
             roots = torch.from_numpy(np.concatenate([s, d, rng.integers(0, N, size=len(s))]))
             ts = torch.from_numpy(np.concatenate([tt, tt, tt]))
@@ -319,7 +327,8 @@ def main_big(args) -> None:
                   rss_inputs_bytes=rss_before, peak_rss_build_bytes=peak.peak,
                   peak_rss_process_bytes=peak_all, sample_threads=threads,
                   pointer_cache=args.big_cache, batch_size=bs, epoch_s=epoch_s,
-                  sample_s=sample_s, roots=roots_total, sampled_edges=edges_total,
+                  epoch_fraction=args.big_epoch_fraction, sample_s=sample_s,
+                  roots=roots_total, sampled_edges=edges_total,
                   roots_per_s=roots_total / sample_s, edges_per_s=edges_total / sample_s,
                   peak_rss_sampling_bytes=peak_sample.peak)
     lines = [
@@ -334,7 +343,8 @@ def main_big(args) -> None:
         f"| RSS of the inputs (src, dst, t) | {rss_before / 2**30:.2f} GiB |",
         f"| peak RSS during build | {peak.peak / 2**30:.2f} GiB |",
         f"| peak RSS of the process | {peak_all / 2**30:.2f} GiB |",
-        f"| epoch sampling time (sampler only) | {sample_s:.1f} s |",
+        f"| sampling time (sampler only, {args.big_epoch_fraction:.0%} of the epoch) "
+        f"| {sample_s:.1f} s |",
         f"| roots/s | {roots_total / sample_s / 1e6:.2f} M |",
         f"| sampled edges/s | {edges_total / sample_s / 1e6:.1f} M |",
     ]
@@ -355,10 +365,16 @@ def main(argv=None) -> None:
     parser.add_argument("--big-nodes", type=int, default=2_000_000)
     parser.add_argument("--big-cache", action="store_true",
                         help="use the pointer cache for the --big epoch")
+    parser.add_argument("--big-epoch-fraction", type=float, default=1.0,
+                        help="sample only this leading fraction of the --big epoch")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
-    torch.set_num_threads(max(args.threads))
+    # The peer's per-batch tensor ops are tiny: intra-op threads cannot speed them up, and their
+    # spinning collapses its throughput when the cores are shared (0.15 vs 1.2 M roots/s measured
+    # on a loaded 2-core machine), so it runs single-threaded, its best setting. Our sampler
+    # sets its own thread count.
+    torch.set_num_threads(1)
     if args.big:
         main_big(args)
     else:

@@ -185,3 +185,26 @@ def test_save_replaces_atomically_without_leftovers(tmp_path):
     with pytest.raises(FileNotFoundError):
         tcsr.save(tmp_path / "missing_dir" / "graph.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.npz"]
+
+
+def test_uniform_large_fanout_draws_distinct_eligible_edges():
+    # Fan-outs above 64 take the sorted-insertion path of Floyd's algorithm.
+    n = 500
+    src = np.zeros(n, dtype=np.int64)
+    dst = np.arange(1, n + 1)
+    t = np.arange(n, dtype=np.float64)
+    tcsr = TCSR.from_edges(src, dst, t)
+    s = TemporalSampler(tcsr, [100], "uniform", seed=7)
+    hop = s.sample(torch.tensor([0, 0]), torch.tensor([400.0, 120.0]))[0][0]
+    assert hop.count.tolist() == [100, 100]
+    for i, limit in ((0, 400.0), (1, 120.0)):
+        eid = hop.eid[hop.edge_index[1] == i]
+        assert eid.unique().numel() == 100
+        assert bool((t[eid.numpy()] < limit).all())
+        assert bool((eid[:-1] > eid[1:]).all())  # decreasing position = decreasing eid here
+    # Over many calls every eligible edge of the second root gets drawn.
+    seen = set()
+    for _ in range(30):
+        hop = s.sample(torch.tensor([0]), torch.tensor([120.0]))[0][0]
+        seen.update(hop.eid.tolist())
+    assert seen == set(range(120))

@@ -18,6 +18,8 @@ from torch import Tensor
 from pyg_tgl.data.batch import SampledHop
 from pyg_tgl.data.tcsr import TCSR, _core, resolve_num_threads, to_numpy_1d
 
+__all__ = ["TemporalSampler", "DedupSampledHop", "STRATEGIES"]
+
 STRATEGIES = ("recent", "uniform")
 
 _UINT64 = (1 << 64) - 1
