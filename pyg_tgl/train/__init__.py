@@ -1,0 +1,38 @@
+"""Training side of pyg_tgl: the loop, batch schedules, metrics, checkpoints, node
+classification and sweep summaries (see ``docs/training.md``).
+
+Submodules load on first attribute access, so ``import pyg_tgl.train`` stays cheap.
+"""
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "LinkTrainer": "pyg_tgl.train.loop",
+    "link_loss": "pyg_tgl.train.loop",
+    "BatchSchedule": "pyg_tgl.train.schedule",
+    "average_precision": "pyg_tgl.train.metrics",
+    "roc_auc": "pyg_tgl.train.metrics",
+    "mrr": "pyg_tgl.train.metrics",
+    "LinkMetricAccumulator": "pyg_tgl.train.metrics",
+    "save_checkpoint": "pyg_tgl.train.checkpoint",
+    "load_checkpoint": "pyg_tgl.train.checkpoint",
+    "inductive_mask": "pyg_tgl.train.splits",
+    "cap_split": "pyg_tgl.train.splits",
+    "TemporalEmbedder": "pyg_tgl.train.node",
+    "train_classifier": "pyg_tgl.train.node",
+    "run_experiment": "pyg_tgl.train.experiment",
+    "ConfigError": "pyg_tgl.train.experiment",
+    "write_summary": "pyg_tgl.train.summary",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pyg_tgl.train' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
