@@ -311,6 +311,7 @@ COMMON_OPTIONS: Dict[str, Any] = {
     "cache_dir": None,
     "mmap": None,
     "progress": None,
+    "time_shift": False,
 }
 _BUILD_COMMON = ("feature_dtype", "rand_edge_features", "rand_node_features", "feature_seed",
                  "remap_nodes")
@@ -660,6 +661,9 @@ def load_dataset(name: str, **options: Any) -> TemporalDataset:
             (default ``$PYG_TGL_DATA/processed``); ``False`` builds everything in memory.
         mmap: memory-map the processed arrays (``None``: those larger than 256 MiB).
         progress: progress bars (default: when stderr is a terminal).
+        time_shift: subtract the first event time from all times (events and node labels), so
+            the data set starts at ``t = 0`` as TGL's files do; JODIE's time projection and the
+            first memory update of a node assume it. The offset is kept in ``meta.json``.
         **options: options of the loader (``path``, ``root``, ``download``, columns for
             ``csv``, sizes for ``synthetic``, ...; see ``docs/datasets.md``).
 
@@ -675,6 +679,9 @@ def load_dataset(name: str, **options: Any) -> TemporalDataset:
     files = loader.files(o)
     build_opts = {k: o[k] for k in loader.options if k not in loader.volatile}
     build_opts.update({k: o[k] for k in _BUILD_COMMON})
+    if o["time_shift"]:
+        # Only when set, so caches built before the option existed keep their keys.
+        build_opts["time_shift"] = True
     build_opts = jsonable(build_opts)
     identity = stable_hash({"name": name, "opts": build_opts}, 8)
     key = stable_hash({"v": FORMAT_VERSION, "files": fingerprint(files), "opts": build_opts})
@@ -808,6 +815,25 @@ def _sort_order(t: np.ndarray, where: Callable[[int], str], require_sorted: bool
     return np.argsort(np.asarray(t), kind="stable"), (None if silent else msg)
 
 
+def _shift_time(t: np.ndarray, folder: Optional[Path]) -> Tuple[np.ndarray, float]:
+    """Sorted times minus the first one, so the data set starts at ``t = 0`` as TGL's files do
+    (JODIE's projection divides the elapsed time by ``t + 1``, and a node without events has
+    ``memory_ts = 0``: with Unix times both see ~1e9). Returns the times and the offset."""
+    t0 = float(t[0])
+    if t0 == 0.0:
+        return t, 0.0
+    if folder is None or not isinstance(t, np.memmap):
+        return np.asarray(t, dtype=np.float64) - t0, t0
+    tmp = folder / "t_shifted.npy"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=t.shape)
+    for s in range(0, t.shape[0], _CHUNK):
+        out[s:s + _CHUNK] = np.asarray(t[s:s + _CHUNK]) - t0
+    out.flush()
+    del out
+    os.replace(tmp, folder / "t.npy")
+    return load_npy(folder / "t.npy", mmap=True), t0
+
+
 def _gather(a: Any, order: Optional[np.ndarray], dtype: Optional[np.dtype],
             folder: Optional[Path], fname: str):
     """``a[order]`` cast to ``dtype``, chunk by chunk, into ``folder/fname.npy`` (or memory)."""
@@ -888,6 +914,8 @@ def _finalize(raw: RawEvents, o: Dict[str, Any], name: str,
     arrays["src"] = events(src, np.int64, "src")
     arrays["dst"] = events(dst, np.int64, "dst")
     arrays["t"] = events(raw.t, np.float64, "t")
+    if o["time_shift"]:
+        arrays["t"], meta["time_shift"] = _shift_time(arrays["t"], folder)
     if raw.y is not None:
         arrays["y"] = events(raw.y, np.int64, "y")
     if raw.roll is not None:
@@ -944,6 +972,8 @@ def _finalize(raw: RawEvents, o: Dict[str, Any], name: str,
         lorder = np.argsort(np.asarray(lab.t)[ok], kind="stable")
         arrays["label_node"] = node[ok][lorder].astype(np.int64)
         arrays["label_t"] = np.asarray(lab.t, dtype=np.float64)[ok][lorder]
+        if meta.get("time_shift"):
+            arrays["label_t"] = arrays["label_t"] - meta["time_shift"]
         arrays["label_y"] = np.asarray(lab.y, dtype=np.int64)[ok][lorder]
         if lab.roll is not None:
             arrays["label_roll"] = np.asarray(lab.roll, dtype=np.int8)[ok][lorder]

@@ -6,6 +6,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.updaters import UPDATERS
 
 DeviceLike = Union[str, torch.device, None]
@@ -45,8 +46,18 @@ def _check_nodes(where: str, nodes: Tensor, num_nodes: int) -> None:
     if nodes.dim() != 1 or nodes.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"{where}: node ids must be a 1-D int64/int32 tensor, got dtype "
                          f"{nodes.dtype} and shape {tuple(nodes.shape)}")
+    if nodes.numel() == 0:
+        return
+    if nodes.device.type != "cpu":
+        # Reading the range back would stall the host every batch; a device-side assert fails
+        # the same bad ids without a synchronisation.
+        torch._assert_async(((nodes >= 0) & (nodes < num_nodes)).all(),
+                            f"{where}: node ids must lie in [0, {num_nodes})")
+        return
     if nodes.numel():
-        lo, hi = torch.stack([nodes.min(), nodes.max()]).tolist()
+        # Host tensors: numpy's reduction reads the buffer in place (no tensor round trip).
+        view = nodes.detach().numpy()
+        lo, hi = int(view.min()), int(view.max())
         if lo < 0 or hi >= num_nodes:
             raise IndexError(f"{where}: node ids must lie in [0, {num_nodes}), got range "
                              f"[{lo}, {hi}]")
@@ -378,7 +389,7 @@ class NodeMemory(_StateModule):
                                memory_ts.index_select(0, query_node),
                                mail.index_select(0, query_node),
                                mail_ts.index_select(0, query_node), query_t)
-        return MemoryState(memory=new.index_select(0, query_of),
+        return MemoryState(memory=gather_rows(new, query_of),
                            last_update=last_update.index_select(0, node_of),
                            memory_ts=memory_ts.index_select(0, node_of), ts=t)
 

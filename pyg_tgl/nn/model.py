@@ -9,8 +9,9 @@ from torch import Tensor
 
 from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, SnapshotRNN,
                                   TemporalAttention)
+from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.memory import MemoryState, NodeMemory
-from pyg_tgl.nn.predictors import EdgePredictor
+from pyg_tgl.nn.predictors import PAIR_FEATURES, EdgePredictor, pair_features
 
 ARCHS = ("transformer_attention", "identity")
 DELIVER_TO = ("self", "neighbors")
@@ -39,6 +40,15 @@ def _require(sec: Dict[str, Any], key: str, where: str):
     return sec[key]
 
 
+def _unique_pairs(nodes: Tensor, ts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Distinct ``(node, time)`` pairs: ``(nodes_u, ts_u, inverse)`` with
+    ``nodes_u[inverse] == nodes`` and ``ts_u[inverse] == ts`` (no Python loop, no host sync
+    beyond the sizes ``torch.unique`` returns)."""
+    times, time_of = torch.unique(ts, return_inverse=True)
+    keys, inverse = torch.unique(nodes * times.numel() + time_of, return_inverse=True)
+    return keys // times.numel(), times.index_select(0, keys % times.numel()), inverse
+
+
 class TemporalGNN(torch.nn.Module):
     r"""A temporal GNN composed from a TGL configuration: node memory -> message passing ->
     link predictor (Zhou et al., `"TGL: A General Framework for Temporal GNN Training on
@@ -56,8 +66,10 @@ class TemporalGNN(torch.nn.Module):
     * ``gnn``: ``arch`` (``transformer_attention`` | ``identity``), ``layer``, ``att_head``,
       ``dim_time``, ``dim_out``, ``combine`` (``rnn`` over snapshots), ``time_proj`` (JODIE's
       projection; TGL's ``time_transform: JODIE`` is accepted), and optionally ``dense``
-      (default ``true``: fixed fan-out attention) and ``att_score`` (``leaky_relu`` |
-      ``scaled_dot``).
+      (default ``true``: fixed fan-out attention), ``att_score`` (``leaky_relu`` |
+      ``scaled_dot``) and ``pair_features`` (default ``false``, not in TGL: the link predictor
+      also sees whether each endpoint is among the other's sampled recent neighbours, see
+      :func:`~pyg_tgl.nn.predictors.pair_features` and ``docs/accuracy.md``).
 
     Semantics (TGL): a batch first updates the memory of every node it touches from the mails
     already in the mailboxes (previous batches), embeds and scores, and only after the optimizer
@@ -145,6 +157,9 @@ class TemporalGNN(torch.nn.Module):
         if self.arch not in ARCHS:
             raise ValueError(f"model config: gnn.arch must be one of {ARCHS}, got {self.arch!r}")
         self.dense = bool(gnn.get("dense", True))
+        # Bottom-layer inputs computed once per distinct (node, time) and projections once per
+        # distinct (neighbour, edge): same embeddings, fewer rows (docs/performance.md).
+        self.unique_inputs = self.dense and bool(gnn.get("unique_inputs", True))
         self.time_proj: Optional[torch.nn.ModuleList] = None
         if self.arch == "identity":
             if dim_input == 0:
@@ -207,7 +222,11 @@ class TemporalGNN(torch.nn.Module):
                 raise ValueError(f"model config: sampling.history is {self.history}, so "
                                  f"gnn.combine must be 'rnn' (got {gnn.get('combine')!r})")
             self.combiner = SnapshotRNN(self.dim_out)
-        self.edge_predictor = EdgePredictor(self.dim_out)
+        # Optional pair term of the predictor (pyg_tgl's addition, docs/accuracy.md): whether
+        # each endpoint is among the other's sampled recent neighbours.
+        self.pair_features = bool(gnn.get("pair_features", False))
+        self.edge_predictor = EdgePredictor(self.dim_out,
+                                            PAIR_FEATURES if self.pair_features else 0)
         self._cache: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
     @staticmethod
@@ -295,8 +314,13 @@ class TemporalGNN(torch.nn.Module):
                     raise ValueError(f"TemporalGNN: hop 0 has {hops[0].num_roots} roots but the "
                                      f"batch has {num_roots} root nodes")
                 bottom = hops[self.num_layers - 1]
-                h, state = self._inputs(bottom.nodes, bottom.ts)
-                nodes = bottom.nodes
+                node_of: Optional[Tensor] = None
+                if self.unique_inputs:
+                    nodes, ts, node_of = _unique_pairs(bottom.nodes, bottom.ts)
+                    h, state = self._inputs(nodes, ts)
+                else:
+                    h, state = self._inputs(bottom.nodes, bottom.ts)
+                    nodes = bottom.nodes
                 # Position of the positive endpoints among the bottom hop's nodes: the first 2B
                 # (every hop lists its roots first) unless a deduplicating sampler renumbered them.
                 pos_index = None
@@ -306,12 +330,27 @@ class TemporalGNN(torch.nn.Module):
                         base = (torch.arange(num_pos, device=inverse.device) if pos_index is None
                                 else pos_index)
                         pos_index = inverse.index_select(0, base)
+                if node_of is not None:
+                    base = (torch.arange(num_pos, device=node_of.device) if pos_index is None
+                            else pos_index.to(node_of.device))
+                    pos_index = node_of.index_select(0, base)
                 for layer in range(self.num_layers):
                     hop = hops[self.num_layers - 1 - layer]
                     inverse = getattr(hop, "inverse", None)
                     if layer > 0 and inverse is not None:
                         # The layer below embedded unique (node, time) pairs; expand to the hop.
-                        h = h.index_select(0, inverse.to(h.device))
+                        h = gather_rows(h, inverse.to(h.device))
+                    if layer == 0 and node_of is not None:
+                        edge_attr = edge_of = None
+                        if self.edge_feat is not None:
+                            eid, edge_of = torch.unique(hop.eid, return_inverse=True)
+                            edge_attr = self._edge_attr(eid)
+                            edge_of = edge_of.to(edge_attr.device)
+                        dev = h.device if h is not None else self.edge_predictor.out_fc.weight.device
+                        h = self.layers[0][s].forward_dense_unique(
+                            h, node_of.to(dev), hop.dense_index.to(dev), hop.dt.to(dev),
+                            edge_attr, edge_of)
+                        continue
                     h = self.layers[layer][s].forward_hop(h, hop, self._edge_attr(hop.eid),
                                                           dense=self.dense)
                 outs.append(h)
@@ -329,9 +368,10 @@ class TemporalGNN(torch.nn.Module):
         """Link logits ``(pos [B], neg [num_neg * B])`` of the batch's events and negatives."""
         h = self.forward(batch)
         b = batch.num_events
-        pos = self.edge_predictor(h[:b], h[b:2 * b])
-        neg = (self.edge_predictor(h[:b], h[2 * b:]) if h.size(0) > 2 * b
-               else h.new_empty(0))
+        pair = pair_features(batch).to(h.device) if self.pair_features else None
+        pos = self.edge_predictor(h[:b], h[b:2 * b], None if pair is None else pair[:b])
+        neg = (self.edge_predictor(h[:b], h[2 * b:], None if pair is None else pair[b:])
+               if h.size(0) > 2 * b else h.new_empty(0))
         return pos, neg
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.time_encoder import TimeEncoder
 
 
@@ -67,11 +68,11 @@ class _RecurrentUpdater(torch.nn.Module):
         # The cell's input projection splits into a per-node mail part and a per-query time
         # part, so the wide mail and memory products run once per node.
         cell = self.cell
-        gi = F.linear(x, cell.weight_ih[:, :width], cell.bias_ih).index_select(0, index)
+        gi = gather_rows(F.linear(x, cell.weight_ih[:, :width], cell.bias_ih), index)
         if self.time_enc is not None:
             te = self.time_enc(t - memory_ts.index_select(0, index)).to(x.dtype)
             gi = gi + F.linear(te, cell.weight_ih[:, width:])
-        gh = F.linear(memory, cell.weight_hh, cell.bias_hh).index_select(0, index)
+        gh = gather_rows(F.linear(memory, cell.weight_hh, cell.bias_hh), index)
         return self._step(gi, gh, memory.index_select(0, index))
 
     def extra_repr(self) -> str:

@@ -1,0 +1,203 @@
+"""Guards the accuracy numbers depend on: no future information reaches a test prediction.
+
+The benchmark (``experiments/bench_accuracy.py``) runs the whole pipeline (``run_experiment``);
+these tests run the same pipeline on a small CSV file with a strong temporal pattern and check
+that scrambling the time of the test events is either refused (``require_sorted``) or costs
+accuracy, and that changing events after a test event never changes its score. Model-level
+leak tests live in ``tests/test_models.py``; metrics against scikit-learn in
+``tests/test_metrics.py``; EdgeBank's hand-computed AP in ``tests/test_edgebank.py``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pyg_tgl._core",
+                    reason="the C++ sampler is not built (python setup.py build_ext --inplace)")
+
+from pyg_tgl.train.experiment import ConfigError, run_experiment  # noqa: E402
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def sliding_window_events(num_events: int = 3000, users: int = 60, items: int = 120,
+                          active: int = 4, seed: int = 0) -> np.ndarray:
+    """Rows ``(src, dst, t)``: every user talks to one of the ``active`` items of a window that
+    slides over all item ids during the stream, so *when* an event happens tells which items are
+    likely; an event moved to another time lands among the wrong items."""
+    g = np.random.default_rng(seed)
+    t = np.sort(g.integers(0, 100_000, num_events))
+    src = g.integers(0, users, num_events)
+    start = (t / 100_000 * (items - active)).astype(np.int64)
+    dst = users + start + g.integers(0, active, num_events)
+    return np.stack([src, dst, t], axis=1)
+
+
+def write_csv(path: Path, rows: np.ndarray) -> Path:
+    with open(path, "w") as f:
+        f.write("src,dst,t\n")
+        for s, d, t in rows.tolist():
+            f.write(f"{s},{d},{t}\n")
+    return path
+
+
+def shuffle_test_times(rows: np.ndarray, seed: int = 1) -> np.ndarray:
+    """The test events (last 15% by time) keep their pairs but get each other's timestamps;
+    the file is then out of time order."""
+    out = rows.copy()
+    start = int(len(rows) * 0.85)
+    g = np.random.default_rng(seed)
+    out[start:, 2] = g.permutation(out[start:, 2])
+    return out
+
+
+def config(path: Path, tmp: Path, *extra: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose(config_name="config", overrides=[
+            "model=tgn", "data=csv", f"data.path={path}", "data.cache=false", "quiet=true",
+            "train.epoch=3", "train.batch_size=100", "train.lr=0.003", "eval.memory_carry=true",
+            "eval.num_negatives=1", "hardware.device=cpu", "hardware.num_threads=1",
+            "hardware.sampler_threads=1", "model.memory.dim_out=32", "model.memory.dim_time=32",
+            "model.gnn.dim_out=32", "model.gnn.dim_time=32", *extra])
+
+
+def _test_ap(path: Path, tmp: Path, *extra: str) -> float:
+    cfg = config(path, tmp, *extra)
+    return run_experiment(cfg, tmp, progress=False)["test"]["ap"]
+
+
+def test_shuffled_test_timestamps_are_refused_or_cost_accuracy(tmp_path):
+    rows = sliding_window_events()
+    clean = write_csv(tmp_path / "clean.csv", rows)
+    shuffled = write_csv(tmp_path / "shuffled.csv", shuffle_test_times(rows))
+
+    # Loudly: with require_sorted the run stops before training, naming the file and row.
+    with pytest.raises(ConfigError, match=r"shuffled\.csv.*(row|line)"):
+        config_run = config(shuffled, tmp_path / "r0", "data.require_sorted=true")
+        run_experiment(config_run, tmp_path / "r0", progress=False)
+
+    # Quietly sorted, the scrambled test events are scored at times that do not fit them: a
+    # model that uses only the past must lose accuracy (a model that saw the future would not).
+    ap_clean = _test_ap(clean, tmp_path / "r1")
+    ap_shuffled = _test_ap(shuffled, tmp_path / "r2")
+    assert ap_clean > 0.8, f"the pattern was not learned (test AP {ap_clean:.3f})"
+    assert ap_shuffled < ap_clean - 0.1, (
+        f"test AP barely moved when the test events' times were scrambled ({ap_clean:.3f} -> "
+        f"{ap_shuffled:.3f}): the predictions do not depend on when an event happens")
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_changing_the_future_changes_no_earlier_test_score(tmp_path, pair):
+    """Events after the first test batches are replaced by random pairs: the scores of the
+    events before them must be bit-identical, those after must change (TGN, with and without
+    the predictor's pair features)."""
+    from pyg_tgl.train.experiment import Context, build_model, load_data
+    from pyg_tgl.train.loop import LinkTrainer
+    from pyg_tgl.train.schedule import BatchSchedule
+
+    rows = sliding_window_events(num_events=1500)
+    changed = rows.copy()
+    cut = int(len(rows) * 0.92)
+    g = np.random.default_rng(5)
+    # Permuting the destinations keeps the set of destination ids (the negatives' range).
+    changed[cut:, 1] = g.permutation(changed[cut:, 1])
+    scores = []
+    for name, r in (("a", rows), ("b", changed)):
+        cfg = config(write_csv(tmp_path / f"{name}.csv", r), tmp_path / name,
+                     f"model.gnn.pair_features={str(pair).lower()}")
+        torch.manual_seed(0)
+        ds = load_data(cfg)
+        ctx = Context(cfg, ds, torch.device("cpu"))
+        model = build_model(cfg, ds, torch.device("cpu"))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        split = ctx.split
+        sched = BatchSchedule(split["train"], 100, "chronological", 1, "offset", seed=0)
+        trainer = LinkTrainer(model, opt, ctx.loader(split["train"], 1, "random", 0), sched,
+                              device=torch.device("cpu"), progress=False)
+        trainer.train_epoch(0)
+        trainer.evaluate(ctx.loader(split["val"], 1, "random", 1), score=False)
+        model.eval()
+        pos = []
+        with torch.no_grad():
+            for batch in ctx.loader(split["test"], 1, "random", 2):
+                p, _ = model.score(batch)
+                model.update_memory(batch)
+                pos.append(p)
+        scores.append((torch.cat(pos), split["test"].start))
+    (a, start), (b, _) = scores
+    # Events strictly before the first changed event's time cannot depend on it.
+    t_cut = rows[cut, 2]
+    before = torch.from_numpy(rows[start:, 2] < t_cut)
+    assert before.any() and (~before).any()
+    assert torch.equal(a[before], b[before]), "a test score changed when only later events did"
+    assert not torch.equal(a[~before], b[~before])
+
+
+def test_pair_features_count_past_neighbours_by_hand():
+    """``pair_features`` against a direct count over the events strictly before each query."""
+    from torch_geometric.data import TemporalData
+
+    from pyg_tgl.data.loader import TemporalNeighborLoader
+    from pyg_tgl.nn.predictors import pair_features
+
+    src = torch.tensor([0, 1, 0, 2, 0, 1, 3, 0, 1, 2])
+    dst = torch.tensor([1, 0, 1, 0, 2, 3, 0, 1, 3, 1])
+    t = torch.tensor([1., 2., 3., 4., 5., 6., 7., 8., 8., 9.], dtype=torch.float64)
+    data = TemporalData(src=src, dst=dst, t=t)
+    k = 3
+    loader = TemporalNeighborLoader(data, [k], strategy="recent", batch_size=4, num_neg=2,
+                                    events=slice(6, 10), seed=0, num_threads=1)
+    batch = next(iter(loader))
+    got = pair_features(batch)
+
+    def recent(node: int, time: float):
+        # Undirected history of `node` strictly before `time`, most recent first.
+        before = [(float(t[e]), e) for e in range(10) if t[e] < time
+                  and node in (int(src[e]), int(dst[e]))]
+        before.sort(reverse=True)
+        return [int(dst[e]) if int(src[e]) == node else int(src[e]) for _, e in before[:k]]
+
+    b = batch.num_events
+    cand = batch.root_nodes[b:].tolist()
+    for j, v in enumerate(cand):
+        i = j % b
+        u, time = int(batch.src[i]), float(batch.t[i])
+        c_uv, c_vu = recent(u, time).count(v), recent(v, time).count(u)
+        want = [np.log1p(c_uv), np.log1p(c_vu), float(c_uv > 0), float(c_vu > 0)]
+        assert got[j].tolist() == pytest.approx(want), f"candidate {j} ({u} -> {v})"
+    assert got[:b, 2].any(), "the hand-made stream should contain repeated pairs"
+
+
+def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):
+    """``time_shift`` moves Unix times to start at 0 (JODIE's projection and a fresh node's first
+    memory update assume it) without changing order or split; cached builds of the shifted and
+    the raw data set do not mix."""
+    from pyg_tgl.data.datasets import load_dataset
+
+    rows = sliding_window_events(num_events=400)
+    rows[:, 2] += 1_100_000_000
+    path = write_csv(tmp_path / "unix.csv", rows)
+    for cache in (False, True):
+        opts = dict(path=str(path), cache=cache, cache_dir=str(tmp_path / "cache"))
+        raw = load_dataset("csv", **opts)
+        shifted = load_dataset("csv", time_shift=True, **opts)
+        assert float(raw.data.t[0]) == float(rows[0, 2])
+        assert float(shifted.data.t[0]) == 0.0
+        assert torch.equal(shifted.data.t, raw.data.t - raw.data.t[0])
+        assert torch.equal(shifted.data.src, raw.data.src)
+        assert shifted.split["train"] == raw.split["train"]
+        assert shifted.split["test"] == raw.split["test"]
