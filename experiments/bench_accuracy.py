@@ -51,6 +51,12 @@ PROTOCOL = ["train.epoch=5", "train.batch_size=200", "train.num_negatives=1",
             "model.gnn.pair_features=true"]
 
 
+#: Per-model additions: JODIE samples no neighbours in TGL, so its pair features would be zero;
+#: 10 recent neighbours are sampled for the pair term only (its embedding ignores them).
+MODEL_OVERRIDES = {"jodie": ["model.sampling.no_sample=false", "+model.sampling.layer=1",
+                             "+model.sampling.neighbor=[10]", "+model.sampling.strategy=recent"]}
+
+
 def compose(model: str, data: str, seed: int, overrides: Sequence[str]) -> Any:
     """The Hydra configuration of one pyg_tgl run (``conf/``), protocol plus ``overrides``."""
     from hydra import compose as hydra_compose
@@ -60,7 +66,7 @@ def compose(model: str, data: str, seed: int, overrides: Sequence[str]) -> Any:
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         return hydra_compose(config_name="config", overrides=[
             f"model={model}", f"data={data}", f"seed={seed}", "quiet=true",
-            "hardware.device=cpu", *PROTOCOL, *overrides])
+            "hardware.device=cpu", *PROTOCOL, *MODEL_OVERRIDES.get(model, []), *overrides])
 
 
 def run_pyg_tgl(model: str, data: str, seed: int, overrides: Sequence[str] = (),
