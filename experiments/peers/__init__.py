@@ -41,7 +41,13 @@ __all__ = [
     "link_metrics",
     "eval_rng",
     "run_edgebank",
+    "PHASES",
+    "timed_epoch",
+    "peer_main",
 ]
+
+#: Phases of one training step that both peers' epoch timers charge.
+PHASES = ("sample", "memory", "gnn", "backward", "update")
 
 #: Seed of the evaluation negatives; PyG's example reseeds with it before every evaluation.
 EVAL_SEED = 12345
@@ -209,6 +215,51 @@ class PhaseTimer:
         now = time.perf_counter()
         self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
         self._last = now
+
+
+def timed_epoch(peer: str, train_epoch, events: int, batches: int,
+                device: Union[str, torch.device], batch_size: int) -> Dict[str, Any]:
+    """Runs ``train_epoch(timer)`` once and returns its wall time, throughput and time split."""
+    timer = PhaseTimer(device)
+    start = time.perf_counter()
+    loss = train_epoch(timer)
+    seconds = time.perf_counter() - start
+    split = {p: timer.seconds.get(p, 0.0) for p in PHASES}
+    split["other"] = max(seconds - sum(split.values()), 0.0)
+    return {"peer": peer, "seconds": seconds, "events": events, "batches": batches,
+            "events_per_second": events / seconds, "loss": loss, "time_split": split,
+            "device": str(device), "batch_size": batch_size}
+
+
+def peer_main(description: str, run_fn, time_fn, argv: Optional[List[str]] = None) -> None:
+    """Command line shared by the peers: train/evaluate (``run_fn``) or time one epoch."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("csv", help="event file with columns u,i,ts (e.g. wikipedia.csv)")
+    parser.add_argument("--max-events", type=int, default=None)
+    parser.add_argument("--edge-dim", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--dim", type=int, default=100, help="memory, time and embedding size")
+    parser.add_argument("--neighbors", type=int, default=10)
+    parser.add_argument("--neg-range", choices=("dst", "all"), default="dst")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--time-epoch", action="store_true",
+                        help="only time one training epoch (speed benchmark)")
+    args = parser.parse_args(argv)
+    data = read_events_csv(args.csv, args.max_events, args.edge_dim)
+    if args.time_epoch:
+        res = time_fn(data, args.batch_size, args.lr, args.dim, args.dim, args.dim,
+                      args.neighbors, args.seed, args.device)
+    else:
+        res = run_fn(data, args.epochs, args.batch_size, args.lr, args.dim, args.dim, args.dim,
+                     args.neighbors, args.seed, args.device, progress=True,
+                     neg_range=args.neg_range)
+    print(json.dumps(res, indent=1))
 
 
 def run_edgebank(data: TemporalData, batch_size: int = 200, mode: str = "unlimited",

@@ -19,8 +19,6 @@ Run ``python -m experiments.peers.pyg_tgn ../shared/data/wikipedia.csv --max-eve
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Any, Dict, Iterable, List, Optional, Union
 
@@ -32,11 +30,12 @@ from torch_geometric.nn import TGNMemory, TransformerConv
 from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator, LastNeighborLoader
 
 from experiments.peers import (
+    peer_main,
+    timed_epoch,
     PhaseTimer,
     eval_rng,
     link_metrics,
     prepare_data,
-    read_events_csv,
     split_indices,
     temporal_loader,
 )
@@ -44,7 +43,6 @@ from experiments.peers import (
 __all__ = ["GraphAttentionEmbedding", "LinkPredictor", "PygTGN", "run_pyg_tgn",
            "time_pyg_tgn_epoch"]
 
-PHASES = ("sample", "memory", "gnn", "backward", "update")
 
 
 class GraphAttentionEmbedding(torch.nn.Module):
@@ -315,42 +313,14 @@ def time_pyg_tgn_epoch(data: TemporalData, batch_size: int = 600, lr: float = 1e
     loader = temporal_loader(model.data[:val_idx], batch_size)
     num_batches = len(loader) if max_batches is None else min(max_batches, len(loader))
     events = min(val_idx, num_batches * batch_size)
-    timer = PhaseTimer(device)
-    start = time.perf_counter()
-    loss = model.train_epoch(loader, timer, max_batches=max_batches)
-    seconds = time.perf_counter() - start
-    split = {p: timer.seconds.get(p, 0.0) for p in PHASES}
-    split["other"] = max(seconds - sum(split.values()), 0.0)
-    return {"peer": "pyg_tgn", "seconds": seconds, "events": events, "batches": num_batches,
-            "events_per_second": events / seconds, "loss": loss, "time_split": split,
-            "device": str(device), "batch_size": batch_size}
+    def epoch(timer: PhaseTimer) -> float:
+        return model.train_epoch(loader, timer, max_batches=max_batches)
+
+    return timed_epoch("pyg_tgn", epoch, events, num_batches, device, batch_size)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", help="event file with columns u,i,ts (e.g. wikipedia.csv)")
-    parser.add_argument("--max-events", type=int, default=None)
-    parser.add_argument("--edge-dim", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--dim", type=int, default=100, help="memory, time and embedding size")
-    parser.add_argument("--neighbors", type=int, default=10)
-    parser.add_argument("--neg-range", choices=("dst", "all"), default="dst")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--time-epoch", action="store_true",
-                        help="only time one training epoch (speed benchmark)")
-    args = parser.parse_args(argv)
-    data = read_events_csv(args.csv, args.max_events, args.edge_dim)
-    if args.time_epoch:
-        res = time_pyg_tgn_epoch(data, args.batch_size, args.lr, args.dim, args.dim, args.dim,
-                                 args.neighbors, args.seed, args.device)
-    else:
-        res = run_pyg_tgn(data, args.epochs, args.batch_size, args.lr, args.dim, args.dim,
-                          args.dim, args.neighbors, args.seed, args.device, progress=True,
-                          neg_range=args.neg_range)
-    print(json.dumps(res, indent=1))
+    peer_main(__doc__.splitlines()[0], run_pyg_tgn, time_pyg_tgn_epoch, argv)
 
 
 if __name__ == "__main__":
