@@ -6,6 +6,8 @@ first use, so ``import pyg_tgl`` neither compiles, reads data nor prints anythin
 from importlib import import_module
 from typing import Any
 
+from pyg_tgl._lazy import lazy_attributes
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -20,9 +22,11 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+_SUBPACKAGES = {name: f"pyg_tgl.{name}" for name in ("data", "nn", "train")}
+_lazy_getattr, __dir__ = lazy_attributes(__name__, _LAZY)
+
+
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    if name in ("data", "nn", "train"):
-        return import_module(f"pyg_tgl.{name}")
-    raise AttributeError(f"module 'pyg_tgl' has no attribute {name!r}")
+    if name in _SUBPACKAGES:
+        return import_module(_SUBPACKAGES[name])
+    return _lazy_getattr(name)

@@ -1,6 +1,5 @@
 """Data side of pyg_tgl: data sets, the T-CSR graph, the temporal sampler and the loader."""
-from importlib import import_module
-from typing import Any
+from pyg_tgl._lazy import lazy_attributes
 
 _LAZY = {
     "TCSR": "pyg_tgl.data.tcsr",
@@ -16,7 +15,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pyg_tgl.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

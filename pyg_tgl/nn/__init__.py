@@ -4,8 +4,7 @@ message passing, prediction heads, :class:`TemporalGNN` which composes TGL's fiv
 
 Submodules load on first attribute access, so ``import pyg_tgl.nn`` stays cheap.
 """
-from importlib import import_module
-from typing import Any
+from pyg_tgl._lazy import lazy_attributes
 
 _LAZY = {
     "TimeEncoder": "pyg_tgl.nn.time_encoder",
@@ -29,11 +28,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pyg_tgl.nn' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -3,8 +3,7 @@ classification and sweep summaries (see ``docs/training.md``).
 
 Submodules load on first attribute access, so ``import pyg_tgl.train`` stays cheap.
 """
-from importlib import import_module
-from typing import Any
+from pyg_tgl._lazy import lazy_attributes
 
 _LAZY = {
     "LinkTrainer": "pyg_tgl.train.loop",
@@ -28,11 +27,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pyg_tgl.train' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
