@@ -44,6 +44,7 @@ __all__ = [
     "PHASES",
     "timed_epoch",
     "peer_main",
+    "train_and_evaluate",
 ]
 
 #: Phases of one training step that both peers' epoch timers charge.
@@ -229,6 +230,36 @@ def timed_epoch(peer: str, train_epoch, events: int, batches: int,
     return {"peer": peer, "seconds": seconds, "events": events, "batches": batches,
             "events_per_second": events / seconds, "loss": loss, "time_split": split,
             "device": str(device), "batch_size": batch_size}
+
+
+def train_and_evaluate(peer: str, config: Dict[str, Any], num_events: Dict[str, int],
+                       epochs: int, train_epoch, evaluate,
+                       device: Union[str, torch.device]) -> Dict[str, Any]:
+    """The peers' shared protocol: ``epochs`` times, one training epoch (``train_epoch(timer)``
+    returns the loss) then AP/AUC on validation and test (``evaluate(split)`` returns a dict with
+    ``ap``, ``auc`` and ``ap_batch_mean``); memory carries from train through val into test."""
+    out: Dict[str, Any] = {"peer": peer, "config": config, "num_events": num_events}
+    for key in ("loss", "train_seconds", "events_per_second", "time_split", "val_ap", "val_auc",
+                "val_ap_batch_mean", "test_ap", "test_auc", "test_ap_batch_mean",
+                "eval_seconds"):
+        out[key] = []
+    for _ in range(epochs):
+        timer = PhaseTimer(device)
+        start = time.perf_counter()
+        loss = train_epoch(timer)
+        seconds = time.perf_counter() - start
+        out["loss"].append(loss)
+        out["train_seconds"].append(seconds)
+        out["events_per_second"].append(num_events["train"] / seconds)
+        out["time_split"].append(timer.seconds)
+        start = time.perf_counter()
+        for split in ("val", "test"):
+            m = evaluate(split)
+            out[f"{split}_ap"].append(m["ap"])
+            out[f"{split}_auc"].append(m["auc"])
+            out[f"{split}_ap_batch_mean"].append(m["ap_batch_mean"])
+        out["eval_seconds"].append(time.perf_counter() - start)
+    return out
 
 
 def peer_main(description: str, run_fn, time_fn, argv: Optional[List[str]] = None) -> None:

@@ -19,7 +19,6 @@ Run ``python -m experiments.peers.pyg_tgn ../shared/data/wikipedia.csv --max-eve
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
@@ -30,6 +29,7 @@ from torch_geometric.nn import TGNMemory, TransformerConv
 from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator, LastNeighborLoader
 
 from experiments.peers import (
+    train_and_evaluate,
     peer_main,
     timed_epoch,
     PhaseTimer,
@@ -257,32 +257,16 @@ def run_pyg_tgn(data: TemporalData, epochs: int = 5, batch_size: int = 200, lr: 
     loaders = {name: temporal_loader(model.data[lo:hi], batch_size, neg_range, num_nodes)
                for name, lo, hi in (("train", 0, val_idx), ("val", val_idx, test_idx),
                                     ("test", test_idx, data.num_events))}
-    out: Dict[str, Any] = {
-        "peer": "pyg_tgn", "config": config,
-        "num_events": {"train": val_idx, "val": test_idx - val_idx,
-                       "test": data.num_events - test_idx},
-    }
-    for key in ("loss", "train_seconds", "events_per_second", "time_split", "val_ap", "val_auc",
-                "val_ap_batch_mean", "test_ap", "test_auc", "test_ap_batch_mean",
-                "eval_seconds"):
-        out[key] = []
-    for _ in range(epochs):
-        timer = PhaseTimer(device)
-        start = time.perf_counter()
-        loss = model.train_epoch(loaders["train"], timer, progress=progress)
-        seconds = time.perf_counter() - start
-        out["loss"].append(loss)
-        out["train_seconds"].append(seconds)
-        out["events_per_second"].append(val_idx / seconds)
-        out["time_split"].append(timer.seconds)
-        start = time.perf_counter()
-        for split in ("val", "test"):
-            m = model.evaluate(loaders[split], progress)
-            out[f"{split}_ap"].append(m["ap"])
-            out[f"{split}_auc"].append(m["auc"])
-            out[f"{split}_ap_batch_mean"].append(m["ap_batch_mean"])
-        out["eval_seconds"].append(time.perf_counter() - start)
-    return out
+    num_events = {"train": val_idx, "val": test_idx - val_idx,
+                  "test": data.num_events - test_idx}
+
+    def train_epoch(timer: PhaseTimer) -> float:
+        return model.train_epoch(loaders["train"], timer, progress=progress)
+
+    def evaluate(split: str) -> Dict[str, float]:
+        return model.evaluate(loaders[split], progress)
+
+    return train_and_evaluate("pyg_tgn", config, num_events, epochs, train_epoch, evaluate, device)
 
 
 def time_pyg_tgn_epoch(data: TemporalData, batch_size: int = 600, lr: float = 1e-4,

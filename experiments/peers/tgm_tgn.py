@@ -25,7 +25,6 @@ test are evaluated after every epoch.
 """
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any, Dict, Iterable, List, Optional, Union
 
@@ -35,6 +34,7 @@ from torch import Tensor
 from torch_geometric.data import TemporalData
 
 from experiments.peers import (
+    train_and_evaluate,
     peer_main,
     timed_epoch,
     PhaseTimer,
@@ -264,32 +264,16 @@ def run_tgm_tgn(data: TemporalData, epochs: int = 5, batch_size: int = 200, lr: 
     data, val_idx, test_idx = _setup(data, seed, val_ratio, test_ratio)
     model = TgmTGN(data, val_idx, test_idx, memory_dim, time_dim, embedding_dim, num_neighbors,
                    batch_size, lr, neg_range, device)
-    out: Dict[str, Any] = {
-        "peer": "tgm_tgn", "config": config,
-        "num_events": {"train": val_idx, "val": test_idx - val_idx,
-                       "test": data.num_events - test_idx},
-    }
-    for key in ("loss", "train_seconds", "events_per_second", "time_split", "val_ap", "val_auc",
-                "val_ap_batch_mean", "test_ap", "test_auc", "test_ap_batch_mean",
-                "eval_seconds"):
-        out[key] = []
-    for _ in range(epochs):
-        timer = PhaseTimer(device)
-        start = time.perf_counter()
-        loss = model.train_epoch(timer, progress=progress)
-        seconds = time.perf_counter() - start
-        out["loss"].append(loss)
-        out["train_seconds"].append(seconds)
-        out["events_per_second"].append(val_idx / seconds)
-        out["time_split"].append(timer.seconds)
-        start = time.perf_counter()
-        for split in ("val", "test"):
-            m = model.evaluate(split, progress)
-            out[f"{split}_ap"].append(m["ap"])
-            out[f"{split}_auc"].append(m["auc"])
-            out[f"{split}_ap_batch_mean"].append(m["ap_batch_mean"])
-        out["eval_seconds"].append(time.perf_counter() - start)
-    return out
+    num_events = {"train": val_idx, "val": test_idx - val_idx,
+                  "test": data.num_events - test_idx}
+
+    def train_epoch(timer: PhaseTimer) -> float:
+        return model.train_epoch(timer, progress=progress)
+
+    def evaluate(split: str) -> Dict[str, float]:
+        return model.evaluate(split, progress)
+
+    return train_and_evaluate("tgm_tgn", config, num_events, epochs, train_epoch, evaluate, device)
 
 
 def time_tgm_tgn_epoch(data: TemporalData, batch_size: int = 600, lr: float = 1e-4,
