@@ -45,6 +45,7 @@ __all__ = [
     "timed_epoch",
     "peer_main",
     "train_and_evaluate",
+    "progress_bar",
 ]
 
 #: Phases of one training step that both peers' epoch timers charge.
@@ -216,6 +217,15 @@ class PhaseTimer:
         now = time.perf_counter()
         self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
         self._last = now
+
+
+def progress_bar(loader, on: bool, desc: str):
+    """``loader`` wrapped in a tqdm bar when ``on``, else unchanged."""
+    if not on:
+        return loader
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=desc, leave=False)
 
 
 def timed_epoch(peer: str, train_epoch, events: int, batches: int,

@@ -29,6 +29,7 @@ from torch_geometric.nn import TGNMemory, TransformerConv
 from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator, LastNeighborLoader
 
 from experiments.peers import (
+    progress_bar,
     train_and_evaluate,
     peer_main,
     timed_epoch,
@@ -150,7 +151,7 @@ class PygTGN:
         self.memory.reset_state()
         self.neighbor_loader.reset_state()
         total_loss, num_events = 0.0, 0
-        it = iter(_progress(loader, progress, "train"))
+        it = iter(progress_bar(loader, progress, "train"))
         timer.start()
         for i, batch in enumerate(it):
             if max_batches is not None and i >= max_batches:
@@ -187,7 +188,7 @@ class PygTGN:
         self.link_pred.eval()
         pos, neg = [], []
         with eval_rng(self.device):
-            for batch in _progress(loader, progress, "eval"):
+            for batch in progress_bar(loader, progress, "eval"):
                 batch = batch.to(self.device)
                 n_id, edge_index, t, msg = self._embed(batch)
                 z, last_update = self.memory(n_id)
@@ -198,14 +199,6 @@ class PygTGN:
                 self.memory.update_state(batch.src, batch.dst, batch.t, batch.msg)
                 self.neighbor_loader.insert(batch.src, batch.dst)
         return link_metrics(pos, neg)
-
-
-def _progress(loader: Iterable, on: bool, desc: str) -> Iterable:
-    if not on:
-        return loader
-    from tqdm import tqdm
-
-    return tqdm(loader, desc=desc, leave=False)
 
 
 def _setup(data: TemporalData, seed: int, val_ratio: float, test_ratio: float):

@@ -26,7 +26,7 @@ test are evaluated after every epoch.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,7 @@ from torch import Tensor
 from torch_geometric.data import TemporalData
 
 from experiments.peers import (
+    progress_bar,
     train_and_evaluate,
     peer_main,
     timed_epoch,
@@ -183,7 +184,7 @@ class TgmTGN:
         total_loss, num_events = 0.0, 0
         with self.hm.activate("train"):
             timer.start()
-            for i, batch in enumerate(_progress(self.loaders["train"], progress, "train")):
+            for i, batch in enumerate(progress_bar(self.loaders["train"], progress, "train")):
                 if max_batches is not None and i >= max_batches:
                     break
                 self.opt.zero_grad()
@@ -217,7 +218,7 @@ class TgmTGN:
         self.decoder.eval()
         pos, neg = [], []
         with self.hm.activate(split), eval_rng(self.device):
-            for batch in _progress(self.loaders[split], progress, split):
+            for batch in progress_bar(self.loaders[split], progress, split):
                 nbr_edge_index, nbr_edge_time, nbr_edge_x = self._neighbourhood(batch)
                 z, last_update = self.memory(batch.unique_nids)
                 z = self.encoder(z, last_update, nbr_edge_index, nbr_edge_time, nbr_edge_x)
@@ -227,14 +228,6 @@ class TgmTGN:
                 self.memory.update_state(batch.edge_src, batch.edge_dst, batch.edge_time,
                                          batch.edge_x.float())
         return link_metrics(pos, neg)
-
-
-def _progress(loader: Iterable, on: bool, desc: str) -> Iterable:
-    if not on:
-        return loader
-    from tqdm import tqdm
-
-    return tqdm(loader, desc=desc, leave=False)
 
 
 def _setup(data: TemporalData, seed: int, val_ratio: float, test_ratio: float):
