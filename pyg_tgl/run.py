@@ -8,6 +8,8 @@ r"""Hydra entry point: ``python -m pyg_tgl.run [overrides]``.
     python -m pyg_tgl.run --cfg job                         # the composed configuration
     python -m pyg_tgl.run -m model=tgn,tgat seed=0,1,2      # sweep + summary.csv / summary.md
     python -m pyg_tgl.run hydra.run.dir=outputs/x resume=true   # continue an interrupted run
+    python -m pyg_tgl.run hardware=ddp                      # data parallel, local processes
+    torchrun --nproc_per_node=4 -m pyg_tgl.run hardware=ddp # the same under torchrun
 
 Every run writes into Hydra's run directory: ``.hydra/`` (composed config and overrides),
 ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
@@ -44,24 +46,90 @@ def _quiet_console() -> None:
             handler.setLevel(logging.WARNING)
 
 
-def task(cfg: Any) -> Optional[Dict[str, Any]]:
-    """The Hydra task: runs one configured experiment in the current run directory."""
-    from hydra.core.hydra_config import HydraConfig
+def local_processes(cfg: Any) -> int:
+    """Processes this command launches itself: ``hardware.distributed.nproc_per_node`` outside
+    ``torchrun`` (``auto``: one per GPU, or 2 on a CPU-only machine), 1 under ``torchrun``."""
+    from pyg_tgl.train.distributed import env_rank
+    if env_rank() is not None:
+        return 1
+    from omegaconf import OmegaConf
+    n = OmegaConf.select(cfg, "hardware.distributed.nproc_per_node", default=1)
+    if n == "auto":
+        import torch
+        device = str(OmegaConf.select(cfg, "hardware.device", default="auto"))
+        use_cuda = torch.cuda.is_available() and device != "cpu"
+        return torch.cuda.device_count() if use_cuda else 2
+    return int(n or 1)
 
+
+def _fail(message: str, code: int) -> None:
+    # One line on the terminal; the run's log file records it too.
+    record = logging.LogRecord("pyg_tgl", logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _spawned_rank(cfg_yaml: str, out_dir: str, quiet: bool) -> None:
+    """Body of a process started by :func:`local_processes` > 1: logging as the Hydra process
+    has it (rank 0: console and ``train.log``; other ranks: warnings, prefixed), then the run."""
+    from omegaconf import OmegaConf
+
+    from pyg_tgl.train.distributed import env_rank
     from pyg_tgl.train.experiment import ConfigError, run_experiment
-    if cfg.get("quiet", False):
+    rank = env_rank()[0]
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if quiet or rank else logging.INFO)
+    console.setFormatter(logging.Formatter(f"[rank {rank}] [%(asctime)s][%(levelname)s] "
+                                           f"%(message)s"))
+    root.addHandler(console)
+    if rank == 0:
+        logfile = logging.FileHandler(Path(out_dir) / "train.log")
+        logfile.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - "
+                                               "%(message)s"))
+        root.addHandler(logfile)
+    try:
+        run_experiment(OmegaConf.create(cfg_yaml), Path(out_dir),
+                       progress=not quiet and rank == 0)
+    except ConfigError as e:
+        if rank == 0:
+            _fail(str(e), 2)
+        sys.exit(2)
+
+
+def task(cfg: Any) -> Optional[Dict[str, Any]]:
+    """The Hydra task: runs one configured experiment in the current run directory (data
+    parallel when started by ``torchrun`` or when ``hardware.distributed.nproc_per_node > 1``)."""
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from pyg_tgl.train.distributed import DistributedError, env_rank, launch_local
+    from pyg_tgl.train.experiment import ConfigError, run_experiment, validate_config
+    quiet = bool(cfg.get("quiet", False))
+    if quiet:
         _quiet_console()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    ranks = env_rank()
     try:
-        return run_experiment(cfg, out_dir, progress=not cfg.get("quiet", False))
+        nproc = local_processes(cfg)
+        if nproc > 1:
+            validate_config(cfg)  # fail here, once, rather than in every rank
+            launch_local(_spawned_rank, nproc,
+                         (OmegaConf.to_yaml(cfg, resolve=True), str(out_dir), quiet))
+            return json.loads((out_dir / "metrics.json").read_text())
+        return run_experiment(cfg, out_dir,
+                              progress=not quiet and (ranks is None or ranks[0] == 0))
     except ConfigError as e:
-        # One line on the terminal; the run's log file records it too.
-        record = logging.LogRecord("pyg_tgl", logging.ERROR, __file__, 0, "%s", (e,), None)
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.FileHandler):
-                handler.handle(record)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e), 2)
+    except DistributedError as e:
+        _fail(str(e), 1)
+    return None
 
 
 GROUPS = ("model", "data", "task", "schedule", "train", "eval", "hardware", "preset")
@@ -83,6 +151,15 @@ def check_group_choices(argv: List[str], conf: str) -> Optional[str]:
     return None
 
 
+def _secondary_rank_overrides(argv: List[str]) -> List[str]:
+    """Command line of a ``torchrun`` rank > 0: rank 0 alone writes the run directory, so the
+    others get no directory, no ``.hydra/`` and a console-only log."""
+    keep = [a for a in argv if not a.lstrip("+~").startswith(("hydra.run.dir=",
+                                                              "hydra.output_subdir=",
+                                                              "hydra/job_logging="))]
+    return keep + ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
 def main() -> None:
     """Console entry point (``python -m pyg_tgl.run``)."""
     import hydra
@@ -91,6 +168,10 @@ def main() -> None:
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    from pyg_tgl.train.distributed import env_rank
+    ranks = env_rank()
+    if ranks is not None and ranks[0] > 0:
+        sys.argv[1:] = _secondary_rank_overrides(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=conf, config_name="config")(task)()
 
 

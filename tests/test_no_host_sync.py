@@ -20,7 +20,7 @@ from torch_geometric.data import TemporalData
 from pyg_tgl.data.loader import TemporalNeighborLoader
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events
 from pyg_tgl.nn import TemporalGNN
-from pyg_tgl.train.loop import LinkTrainer
+from pyg_tgl.train.loop import LinkStep, LinkTrainer
 from pyg_tgl.train.schedule import BatchSchedule
 
 PKG = str(Path(__file__).resolve().parents[1] / "pyg_tgl")
@@ -142,14 +142,14 @@ def test_bfloat16_training_has_no_per_batch_host_sync_and_float32_logits(counter
 
 def test_counter_detects_a_per_batch_item(counter, monkeypatch):
     # The check must be able to fail: a loop that reads the loss every batch is caught.
-    orig = LinkTrainer._score
+    orig = LinkStep.forward
 
-    def reading_score(self, batch):
-        pos, neg, loss = orig(self, batch)
+    def reading_forward(self, batch, weight=1.0):
+        loss, pos, neg = orig(self, batch, weight)
         loss.detach().item()
-        return pos, neg, loss
+        return loss, pos, neg
 
-    monkeypatch.setattr(LinkTrainer, "_score", reading_score)
+    monkeypatch.setattr(LinkStep, "forward", reading_forward)
     counter.roots = (PKG, __file__)
     few = _syncs(counter, "tgn", 2, "float32")
     many = _syncs(counter, "tgn", 6, "float32")
@@ -162,13 +162,10 @@ def test_bfloat16_scores_are_float32_and_close_to_float32():
     cfg = _model_cfg("tgn")
     loader = TemporalNeighborLoader(data, [10], batch_size=BATCH, num_threads=1)
     model = TemporalGNN(cfg, 60, edge_feat=data.msg).eval()
-    trainer = LinkTrainer(model, torch.optim.SGD(model.parameters(), lr=0.0), loader,
-                          BatchSchedule(torch.arange(400), BATCH), progress=False)
     batch = next(iter(loader))
-    pos32, neg32, _ = trainer._score(batch)
+    _, pos32, neg32 = LinkStep(model)(batch)
     model.reset_state()
-    trainer.precision = "bfloat16"
-    pos16, neg16, loss16 = trainer._score(batch)
+    loss16, pos16, neg16 = LinkStep(model, precision="bfloat16")(batch)
     assert pos16.dtype == torch.float32 and loss16.dtype == torch.float32
     # bfloat16 keeps ~3 significant digits; logits of a fresh model are O(1).
     assert torch.allclose(pos16, pos32, atol=0.05) and torch.allclose(neg16, neg32, atol=0.05)

@@ -201,7 +201,7 @@ class TemporalDataset:
         graph = None
         if path is not None and path.exists():
             try:
-                graph = TCSR.load(path)
+                graph = TCSR.load(path, mmap=True)
             except Exception as e:  # noqa: BLE001 - a damaged cache file is rebuilt, not fatal
                 warnings.warn(f"rebuilding {path}: {e}")
                 graph = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -26,6 +26,14 @@ def _event_ids(events: EventSelection, num_events: int) -> Tensor:
         raise ValueError(f"event ids must lie in [0, {num_events}), got range "
                          f"[{int(ids.min())}, {int(ids.max())}]")
     return ids
+
+
+def shard_bounds(n: int, rank: int, world: int) -> Tuple[int, int]:
+    """``[lo, hi)`` of the ``rank``-th of ``world`` consecutive slices of ``n`` items (sizes
+    differ by at most one, larger slices first, as :func:`torch.tensor_split`)."""
+    base, extra = divmod(int(n), int(world))
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
 
 
 class NegativeSampler:
@@ -123,6 +131,11 @@ class TemporalNeighborLoader:
         batches: explicit batches of event ids for the next iteration (see :meth:`set_batches`).
         train_events: the training events, for ``inductive`` negatives.
         use_pointer_cache: let the sampler keep per-node pointers for chronological roots.
+        shard: ``(rank, world_size)`` for data-parallel training: each batch (the *global*
+            batch of all ranks) draws its negatives as one process would, then keeps the
+            ``rank``-th of ``world_size`` consecutive slices of its events and their negatives,
+            and samples neighbourhoods for that slice only (see
+            :mod:`pyg_tgl.train.distributed`).
     """
 
     def __init__(self, data: TemporalData, num_neighbors: Optional[Sequence[int]] = (10,),
@@ -132,11 +145,16 @@ class TemporalNeighborLoader:
                  duration: float = 0.0, num_threads: Optional[int] = None, seed: int = 0,
                  prefetch: bool = False, batches: Optional[List[Tensor]] = None,
                  train_events: EventSelection = None,
-                 use_pointer_cache: bool = False) -> None:
+                 use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1)) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if num_neg < 0:
             raise ValueError(f"num_neg must be >= 0, got {num_neg}")
+        rank, world = (int(x) for x in shard)
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, "
+                             f"got {tuple(shard)}")
+        self.shard = (rank, world)
         self.data = data
         self.src = data.src.long()
         self.dst = data.dst.long()
@@ -179,9 +197,15 @@ class TemporalNeighborLoader:
         return (int(self.events.numel()) + self.batch_size - 1) // self.batch_size
 
     def make_batch(self, event_ids: Tensor) -> TemporalBatch:
-        """Builds one batch (negatives + neighbourhoods) for the given events."""
-        src, dst, t = self.src[event_ids], self.dst[event_ids], self.t[event_ids]
+        """Builds one batch (negatives + neighbourhoods) for the given events (this rank's slice
+        of them when sharded)."""
         neg = self.neg_sampler.sample(event_ids, self.num_neg)
+        rank, world = self.shard
+        if world > 1:
+            lo, hi = shard_bounds(event_ids.numel(), rank, world)
+            neg = neg.view(self.num_neg, -1)[:, lo:hi].reshape(-1)
+            event_ids = event_ids[lo:hi]
+        src, dst, t = self.src[event_ids], self.dst[event_ids], self.t[event_ids]
         root_nodes = torch.cat([src, dst, neg])
         root_ts = torch.cat([t, t, t.repeat(self.num_neg)])
         blocks = self.sampler.sample(root_nodes, root_ts) if self.sampler is not None else []

@@ -93,6 +93,33 @@ def to_numpy_1d(x: Any, name: str, kind: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64 if kind == "int" else np.float64)
 
 
+def _npz_memmap(path: Path, zf: zipfile.ZipFile, key: str) -> Optional[np.ndarray]:
+    """Maps member ``key.npy`` of an uncompressed ``.npz`` straight from the file (copy-on-write:
+    pages are shared with every other process mapping the same file), or ``None`` when the
+    member is compressed (``np.savez_compressed``) and must be read instead."""
+    import struct
+    info = zf.getinfo(f"{key}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # zip local file header; name and extra lengths at bytes 26-29
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError(f"bad local header of member {key}.npy")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if dtype.hasobject or fortran or len(shape) != 1:
+        return None
+    if shape[0] == 0:
+        return np.empty(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="c", shape=shape, offset=offset)
+
+
 class TCSR:
     r"""A temporal graph in T-CSR layout (TGL, Zhou et al., VLDB 2022).
 
@@ -240,7 +267,7 @@ class TCSR:
 
     @classmethod
     def load(cls, path: PathLike, validate: bool = True,
-             num_threads: Optional[int] = None) -> "TCSR":
+             num_threads: Optional[int] = None, mmap: bool = False) -> "TCSR":
         """Reads a T-CSR written by :meth:`save` (or TGL's ``gen_graph.py``) and validates it.
 
         Args:
@@ -248,6 +275,9 @@ class TCSR:
             validate: check the arrays; a bad file raises :class:`ValueError` naming the file
                 and the first offending node.
             num_threads: threads for the validation.
+            mmap: memory-map the arrays instead of reading them (uncompressed files, as
+                :meth:`save` writes): processes that map the same file share one copy in the
+                page cache, which is how data-parallel ranks on one machine hold one graph.
         """
         path = Path(path)
         # A damaged file surfaces as many exception types (zip directory, CRC, npy header,
@@ -267,7 +297,10 @@ class TCSR:
                 raise ValueError(f"{path}: missing array(s) {missing}; a T-CSR file holds "
                                  f"{', '.join(_NPZ_KEYS)}")
             try:
-                arrays = {k: npz[k] for k in _NPZ_KEYS}
+                arrays = {}
+                for k in _NPZ_KEYS:
+                    mapped = _npz_memmap(path, npz.zip, k) if mmap else None
+                    arrays[k] = npz[k] if mapped is None else mapped
                 add_reverse = bool(npz["add_reverse"]) if "add_reverse" in npz.files else None
             except damaged as exc:
                 raise ValueError(f"{path}: damaged .npz file ({type(exc).__name__}: {exc})") \

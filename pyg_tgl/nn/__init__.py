@@ -11,6 +11,7 @@ _LAZY = {
     "Mailbox": "pyg_tgl.nn.memory",
     "NodeMemory": "pyg_tgl.nn.memory",
     "MemoryState": "pyg_tgl.nn.memory",
+    "MemoryWrites": "pyg_tgl.nn.memory",
     "latest_per_node": "pyg_tgl.nn.memory",
     "GRUUpdater": "pyg_tgl.nn.updaters",
     "RNNUpdater": "pyg_tgl.nn.updaters",

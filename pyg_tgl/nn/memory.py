@@ -237,6 +237,29 @@ class MemoryState(NamedTuple):
     ts: Tensor  #: ``[n]`` query time used by the updater (stamped on the memory when written)
 
 
+class MemoryWrites(NamedTuple):
+    """What one batch writes into a :class:`NodeMemory`: memories of the batch's nodes and the
+    mails it delivers, in event order.
+
+    Separating the computation of the writes from their application is what keeps replicas of
+    the memory identical under data parallelism: every rank computes the writes of its share of
+    a batch, the writes of all ranks are concatenated in rank (= event) order, and every rank
+    applies the concatenation (see :mod:`pyg_tgl.train.distributed`).
+    """
+
+    nodes: Tensor  #: ``[n]`` nodes whose memory is written
+    memory: Tensor  #: ``[n, d]`` their new memory
+    ts: Tensor  #: ``[n]`` the memory's timestamp
+    mail_nodes: Tensor  #: ``[m]`` mail recipients
+    mails: Tensor  #: ``[m, dim_mail]`` the mails
+    mail_ts: Tensor  #: ``[m]`` the mails' timestamps
+
+    @classmethod
+    def cat(cls, parts: "list[MemoryWrites]") -> "MemoryWrites":
+        """Concatenates writes in the given order (later entries win ties)."""
+        return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in cls._fields))
+
+
 class NodeMemory(_StateModule):
     r"""Node memory with a mailbox, TGL's design (Zhou et al., `"TGL: A General Framework for
     Temporal GNN Training on Billion-Scale Graphs" <https://arxiv.org/abs/2203.14883>`_, VLDB
@@ -281,6 +304,7 @@ class NodeMemory(_StateModule):
         ts_dtype: dtype of stored timestamps.
         pin_memory: keep the state in page-locked host memory (ignored without CUDA).
         share_memory: keep the state in shared host memory.
+        dtype: dtype of stored memories and mails (default: :func:`torch.get_default_dtype`).
     """
 
     _state_names = ("memory", "memory_ts")
@@ -290,8 +314,9 @@ class NodeMemory(_StateModule):
                  mail_combine: str = "last", num_heads: int = 2, dropout: float = 0.0,
                  att_dropout: float = 0.0, device: DeviceLike = None,
                  ts_dtype: torch.dtype = torch.float64, pin_memory: bool = False,
-                 share_memory: bool = False) -> None:
+                 share_memory: bool = False, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
+        dtype = dtype or torch.get_default_dtype()
         if num_nodes <= 0 or memory_dim <= 0 or raw_msg_dim < 0 or time_dim < 0:
             raise ValueError(f"NodeMemory: expected num_nodes > 0, memory_dim > 0, "
                              f"raw_msg_dim >= 0, time_dim >= 0, got {num_nodes}, {memory_dim}, "
@@ -313,10 +338,10 @@ class NodeMemory(_StateModule):
                                         mailbox_size=mailbox_size, **kwargs)
         self.updater = updater
         self._init_storage(device, pin_memory, share_memory)
-        self.memory = self._alloc((self.num_nodes, self.memory_dim), torch.float32)
+        self.memory = self._alloc((self.num_nodes, self.memory_dim), dtype)
         self.memory_ts = self._alloc((self.num_nodes,), ts_dtype)
         self.mailbox = Mailbox(self.num_nodes, dim_mail, mailbox_size, combine=mail_combine,
-                               ts_dtype=ts_dtype, device=device, pin_memory=pin_memory,
+                               dtype=dtype, ts_dtype=ts_dtype, device=device, pin_memory=pin_memory,
                                share_memory=share_memory)
 
     @property
@@ -432,16 +457,28 @@ class NodeMemory(_StateModule):
                     torch.cat([mem_dst, mem_src, raw_msg], dim=1))
         return torch.cat([mem_src, mem_dst], dim=1), torch.cat([mem_dst, mem_src], dim=1)
 
+    def pair_mails(self, src: Tensor, dst: Tensor, t: Tensor, mem_src: Tensor, mem_dst: Tensor,
+                   raw_msg: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(nodes, mails, ts)`` of events ``(src, dst, t)`` for both endpoints (TGL's
+        ``deliver_to: self``), interleaved ``(src_0, dst_0, src_1, ...)`` so that, on equal
+        times, the later event wins."""
+        src_mail, dst_mail = self.make_mails(mem_src, mem_dst, raw_msg)
+        nodes = torch.stack([src, dst], dim=1).view(-1)
+        mails = torch.stack([src_mail, dst_mail], dim=1).view(nodes.numel(), self.dim_mail)
+        return nodes, mails, t.repeat_interleave(2)
+
     @torch.no_grad()
     def deliver_pairs(self, src: Tensor, dst: Tensor, t: Tensor, mem_src: Tensor,
                       mem_dst: Tensor, raw_msg: Optional[Tensor] = None) -> None:
-        """Delivers the mails of events ``(src, dst, t)`` to both endpoints (TGL's
-        ``deliver_to: self``); the latest event of a node wins."""
-        src_mail, dst_mail = self.make_mails(mem_src, mem_dst, raw_msg)
-        # Interleaved (src_0, dst_0, src_1, ...) so that, on equal times, the later event wins.
-        nodes = torch.stack([src, dst], dim=1).view(-1)
-        mails = torch.stack([src_mail, dst_mail], dim=1).view(nodes.numel(), self.dim_mail)
-        self.deliver(nodes, mails, t.repeat_interleave(2))
+        """Delivers the mails of events ``(src, dst, t)`` to both endpoints; the latest event
+        of a node wins."""
+        self.deliver(*self.pair_mails(src, dst, t, mem_src, mem_dst, raw_msg))
+
+    @torch.no_grad()
+    def apply_writes(self, writes: MemoryWrites) -> None:
+        """Writes the memories, then delivers the mails, of :class:`MemoryWrites`."""
+        self.write(writes.nodes, writes.memory, writes.ts)
+        self.deliver(writes.mail_nodes, writes.mails, writes.mail_ts)
 
     @torch.no_grad()
     def update_state(self, src: Tensor, dst: Tensor, t: Tensor,

@@ -10,7 +10,7 @@ from torch import Tensor
 from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, SnapshotRNN,
                                   TemporalAttention)
 from pyg_tgl.nn.gather import gather_rows
-from pyg_tgl.nn.memory import MemoryState, NodeMemory
+from pyg_tgl.nn.memory import MemoryState, MemoryWrites, NodeMemory
 from pyg_tgl.nn.predictors import PAIR_FEATURES, EdgePredictor, pair_features
 
 ARCHS = ("transformer_attention", "identity")
@@ -375,28 +375,38 @@ class TemporalGNN(torch.nn.Module):
         return pos, neg
 
     @torch.no_grad()
-    def update_memory(self, batch) -> None:
-        """Writes the memory of the batch's positive endpoints and delivers their mails, from
-        the values of the last :meth:`forward` on this batch (call it after the optimizer
-        step). A no-op for memory-less models."""
+    def memory_writes(self, batch) -> Optional[MemoryWrites]:
+        """The memory writes and mails of the batch's events, from the values of the last
+        :meth:`forward` on this batch, without applying them (``None`` for memory-less models).
+
+        Entries are in event order (an event's source, its destination, then the neighbours
+        that receive its mails), so the writes of consecutive batches, concatenated, equal the
+        writes of their union: what data-parallel training relies on.
+        """
         if self.memory is None:
-            return
+            return None
+        b = batch.num_events
+        if b == 0:
+            self._cache = None
+            empty = torch.empty(0, dtype=torch.long)
+            return self._canonical(MemoryWrites(
+                empty, torch.empty(0, self.memory.memory_dim), torch.empty(0), empty,
+                torch.empty(0, self.memory.dim_mail), torch.empty(0)))
         if self._cache is None:
             raise RuntimeError("TemporalGNN.update_memory: run forward()/score() on this batch "
                                "first (no cached memory)")
         nodes, memory, ts = self._cache
-        b = batch.num_events
         if nodes.numel() != 2 * b:
             raise RuntimeError(f"TemporalGNN.update_memory: the cached forward had "
                                f"{nodes.numel() // 2} events, this batch has {b}")
         self._cache = None
-        self.memory.write(nodes, memory, ts)
         edge_attr = self._edge_attr(batch.eid)
         mem_src, mem_dst = memory[:b], memory[b:]
         t = batch.t.to(ts.device)
         if self.deliver_to == "self":
-            self.memory.deliver_pairs(batch.src, batch.dst, t, mem_src, mem_dst, edge_attr)
-            return
+            mail_nodes, mails, mail_ts = self.memory.pair_mails(batch.src, batch.dst, t,
+                                                                mem_src, mem_dst, edge_attr)
+            return self._canonical(MemoryWrites(nodes, memory, ts, mail_nodes, mails, mail_ts))
         if not batch.blocks:
             raise ValueError("TemporalGNN.update_memory: memory.deliver_to 'neighbors' needs "
                              "sampled neighbours in the batch (sampling.neighbor)")
@@ -410,7 +420,34 @@ class TemporalGNN(torch.nn.Module):
         targets = torch.cat([batch.src, batch.dst, hop.nodes.index_select(0, nbr)])
         mails = torch.cat([root_mail, root_mail.index_select(0, root.to(root_mail.device))])
         mail_ts = torch.cat([root_ts, root_ts.index_select(0, root.to(root_ts.device))])
-        self.memory.deliver(targets, mails, mail_ts)
+        # Event-major order (source, destination, then the neighbours of both): on equal times
+        # the later event's mail wins, however the batch is split.
+        events = torch.arange(b, device=root.device)
+        order = torch.sort(torch.cat([events, events, root % b]), stable=True).indices
+        return self._canonical(MemoryWrites(
+            nodes, memory, ts, targets.index_select(0, order),
+            mails.index_select(0, order.to(mails.device)),
+            mail_ts.index_select(0, order.to(mail_ts.device))))
+
+    def _canonical(self, w: MemoryWrites) -> MemoryWrites:
+        """Writes in the storage dtypes (int64 ids), the same on every rank and every batch
+        whatever autocast produced, so ranks can exchange them as raw bytes."""
+        value, ts = self.memory.memory.dtype, self.memory.memory_ts.dtype
+        return MemoryWrites(w.nodes.long(), w.memory.to(value), w.ts.to(ts),
+                            w.mail_nodes.long(), w.mails.to(value), w.mail_ts.to(ts))
+
+    @torch.no_grad()
+    def apply_memory_writes(self, writes: Optional[MemoryWrites]) -> None:
+        """Applies :meth:`memory_writes` (a no-op for ``None``)."""
+        if writes is not None and self.memory is not None:
+            self.memory.apply_writes(writes)
+
+    @torch.no_grad()
+    def update_memory(self, batch) -> None:
+        """Writes the memory of the batch's positive endpoints and delivers their mails, from
+        the values of the last :meth:`forward` on this batch (call it after the optimizer
+        step). A no-op for memory-less models."""
+        self.apply_memory_writes(self.memory_writes(batch))
 
     def extra_repr(self) -> str:
         return (f"arch={self.arch!r}, layers={self.num_layers}, history={self.history}, "

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pyg_tgl.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
                                       seed_everything, set_rng_state)
+from pyg_tgl.train.distributed import DistEnv
 from pyg_tgl.train.loop import LOSSES, PRECISIONS, LinkTrainer
 from pyg_tgl.train.schedule import SCHEDULES, VARIANTS, BatchSchedule
 from pyg_tgl.train.splits import cap_split, inductive_mask
@@ -159,6 +160,15 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             "model.memory.deliver_to='neighbors' needs sampled neighbours; set "
             "model.sampling.neighbor or deliver_to: self")
+    from pyg_tgl.train.distributed import BACKENDS
+    _choice(cfg, "hardware.distributed.backend", BACKENDS, "auto")
+    nproc = _get(cfg, "hardware.distributed.nproc_per_node", 1)
+    if nproc != "auto" and (not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1):
+        raise ConfigError(f"hardware.distributed.nproc_per_node={nproc!r}: expected 'auto' or an "
+                          f"integer >= 1")
+    timeout = _get(cfg, "hardware.distributed.timeout_s", 300)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigError(f"hardware.distributed.timeout_s={timeout!r}: expected seconds > 0")
     device = str(_get(cfg, "hardware.device", "auto"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"hardware.device={device!r} but CUDA is not available here; allowed "
@@ -194,10 +204,29 @@ def resolve_device(spec: str) -> torch.device:
 # Building blocks
 # ------------------------------------------------------------------------------------------------
 
-def load_data(cfg: DictConfig) -> Any:
-    """``load_dataset(**cfg.data)`` with file errors turned into one-line :class:`ConfigError`."""
-    from pyg_tgl.data.datasets import load_dataset
+def load_data(cfg: DictConfig, dist: Optional[DistEnv] = None) -> Any:
+    """``load_dataset(**cfg.data)`` with file errors turned into one-line :class:`ConfigError`.
+
+    Data parallel: the first rank of each machine loads first (processing the raw files and
+    writing the cache once), then the others read the cache; with the cache on, arrays are
+    memory-mapped so the ranks of a machine share one copy in the page cache.
+    """
     options = OmegaConf.to_container(cfg.data, resolve=True)
+    if dist is not None and dist.enabled:
+        if options.get("cache", True) and options.get("mmap") is None:
+            options["mmap"] = True
+        if dist.local_rank != 0:
+            dist.barrier()
+        try:
+            return _load_dataset(cfg, options)
+        finally:
+            if dist.local_rank == 0:
+                dist.barrier()
+    return _load_dataset(cfg, options)
+
+
+def _load_dataset(cfg: DictConfig, options: Dict[str, Any]) -> Any:
+    from pyg_tgl.data.datasets import load_dataset
     try:
         return load_dataset(**options)
     except (FileNotFoundError, TypeError, ValueError) as e:
@@ -250,18 +279,29 @@ class Context:
     """Everything an experiment builds once: data, split, device, T-CSR and the loaders' shared
     options."""
 
-    def __init__(self, cfg: DictConfig, ds: Any, device: torch.device) -> None:
+    def __init__(self, cfg: DictConfig, ds: Any, device: torch.device,
+                 dist: Optional[DistEnv] = None) -> None:
         self.cfg = cfg
         self.ds = ds
         self.device = device
+        self.dist = dist if dist is not None else DistEnv(device=device)
         self.split = cap_split(ds.split, _get(cfg, "train.max_events"))
         self.sampling = sampling_options(cfg.model)
         threads = _get(cfg, "hardware.sampler_threads")
         if threads is None and self.sampling["num_threads"] is not None:
             # TGL's configs ask for 32 sampler threads; more than the cores only adds contention.
             threads = min(int(self.sampling["num_threads"]), os.cpu_count() or 1)
+        if threads is None and self.dist.enabled:
+            threads = max(1, (os.cpu_count() or 1) // self.dist.local_world_size)
         self.sampling["num_threads"] = threads
-        self.tcsr = ds.tcsr(add_reverse=True) if self.sampling["num_neighbors"] else None
+        self.tcsr = None
+        if self.sampling["num_neighbors"]:
+            # Built (and cached) by the first rank of a machine, memory-mapped by the others.
+            if self.dist.local_rank != 0:
+                self.dist.barrier()
+            self.tcsr = ds.tcsr(add_reverse=True)
+            if self.dist.local_rank == 0:
+                self.dist.barrier()
         data = ds.data
         n = data.src.numel()
         # Inductive flags for every event id: touches a node never seen in training.
@@ -271,19 +311,26 @@ class Context:
             self.inductive[s] = inductive_mask(data.src, data.dst, ds.num_nodes,
                                                self.split["train"], s)
 
+    @property
+    def global_batch_size(self) -> int:
+        """Events per step over all ranks: ``train.batch_size`` is per rank, as in TGL."""
+        return int(self.cfg.train.batch_size) * self.dist.world_size
+
     def loader(self, events: slice, num_neg: int, neg_sampling: str, seed: int,
                batch_size: Optional[int] = None) -> Any:
+        """A loader over ``events`` whose batches are global (``batch_size`` is global, default
+        :attr:`global_batch_size`) and which yields this rank's slice of each."""
         from pyg_tgl.data.loader import TemporalNeighborLoader
         cfg = self.cfg
         return TemporalNeighborLoader(
             self.ds.data, num_neighbors=self.sampling["num_neighbors"],
             strategy=self.sampling["strategy"],
-            batch_size=int(batch_size or cfg.train.batch_size), neg_sampling=neg_sampling,
+            batch_size=int(batch_size or self.global_batch_size), neg_sampling=neg_sampling,
             num_neg=num_neg, events=events, tcsr=self.tcsr, prop_time=self.sampling["prop_time"],
             history=self.sampling["history"], duration=self.sampling["duration"],
             num_threads=self.sampling["num_threads"], seed=seed,
             prefetch=bool(_get(cfg, "hardware.prefetch", False)),
-            train_events=self.split["train"])
+            train_events=self.split["train"], shard=(self.dist.rank, self.dist.world_size))
 
 
 def _plot_curves(history: List[Dict[str, Any]], path: Path) -> None:
@@ -343,10 +390,12 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     """
     seed = int(cfg.seed)
     split = ctx.split
+    dist = ctx.dist
+    main = dist.is_main  # only rank 0 writes files
     ckpt_dir = out_dir / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.train.lr))
-    schedule = BatchSchedule(split["train"], int(cfg.train.batch_size), cfg.schedule.name,
+    schedule = BatchSchedule(split["train"], ctx.global_batch_size, cfg.schedule.name,
                              int(_get(cfg, "schedule.reorder", 1) or 1),
                              _get(cfg, "schedule.variant", "offset"), seed=seed)
     train_loader = ctx.loader(split["train"], int(cfg.train.num_negatives),
@@ -359,7 +408,9 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     trainer = LinkTrainer(model, optimizer, train_loader, schedule, device=ctx.device,
                           loss=cfg.train.loss, ties=cfg.eval.ties, progress=progress,
                           sync_timers=bool(_get(cfg, "hardware.sync_timers", True)),
-                          precision=str(_get(cfg, "hardware.precision", "float32")))
+                          precision=str(_get(cfg, "hardware.precision", "float32")), dist=dist,
+                          find_unused_parameters=bool(_get(
+                              cfg, "hardware.distributed.find_unused_parameters", False)))
     metric = cfg.eval.metric
     sign = -1.0 if metric == "loss" else 1.0
     history: List[Dict[str, Any]] = []
@@ -369,11 +420,13 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     resume = _get(cfg, "resume", False)
     if resume:
         src = last_path if resume is True else Path(str(resume)) / "checkpoints" / "last.pt"
-        if not src.is_file():
+        # Rank 0 reads the checkpoint and hands it to the others (no shared file system needed).
+        found = dist.broadcast_object(src.is_file() if main else None)
+        if not found:
             raise ConfigError(
                 f"resume={resume!r}: no checkpoint at {src}; point hydra.run.dir (or resume=) "
                 f"at the interrupted run's directory")
-        state = load_checkpoint(src, map_location=ctx.device)
+        state = dist.broadcast_object(load_checkpoint(src, map_location="cpu") if main else None)
         if state["config"] != _comparable(cfg):
             diff = sorted(k for k in state["config"] if state["config"][k] != _comparable(cfg)[k])
             raise ConfigError(f"resume={resume!r}: the checkpoint was written with different "
@@ -383,8 +436,10 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         train_loader.load_state_dict(state["train_loader"])
         history, best = state["history"], state["best"]
         bad_epochs, start_epoch = state["bad_epochs"], state["epoch"] + 1
-        set_rng_state(state["rng"])
-        if resume is not True and Path(str(resume)) != out_dir:
+        ranks_rng = state.get("rng_ranks")
+        set_rng_state(ranks_rng[dist.rank] if ranks_rng and len(ranks_rng) == dist.world_size
+                      else state["rng"])
+        if main and resume is not True and Path(str(resume)) != out_dir:
             best_src = Path(str(resume)) / "checkpoints" / "best.pt"
             if best_src.is_file():
                 save_checkpoint(load_checkpoint(best_src), best_path)
@@ -402,6 +457,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                   **{f"val_{k}": v for k, v in val.items() if k != "time"},
                   "time_sample": stats["time_sample"], "time_memory": stats["time_memory"],
                   "time_compute": stats["time_compute"], "time_update": stats["time_update"],
+                  "time_sync": stats["time_sync"],
+                  "sync_bytes_per_step": stats["sync_bytes_per_step"],
                   "time_train": stats["time_total"], "time_eval": val["time"],
                   "events_per_s": stats["events_per_s"], "num_events": stats["num_events"],
                   "num_batches": stats["num_batches"], "schedule": stats["schedule"]}
@@ -410,16 +467,21 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         if cfg.eval.select == "last" or score > best["score"]:
             best = {"epoch": epoch, "score": score, "val": val}
             bad_epochs = 0
-            save_checkpoint({"model": model_state(model), "epoch": epoch, "val": val,
-                             "config_yaml": OmegaConf.to_yaml(cfg, resolve=True)}, best_path)
+            if main:
+                save_checkpoint({"model": model_state(model), "epoch": epoch, "val": val,
+                                 "config_yaml": OmegaConf.to_yaml(cfg, resolve=True)}, best_path)
         else:
             bad_epochs += 1
-        save_checkpoint({"model": model_state(model), "optimizer": optimizer.state_dict(),
-                         "train_loader": train_loader.state_dict(), "rng": rng_state(),
-                         "epoch": epoch, "history": history, "best": best,
-                         "bad_epochs": bad_epochs, "config": _comparable(cfg)}, last_path)
-        _write_json({"finished": False, "epochs": history, "best_epoch": best["epoch"]},
-                    out_dir / "metrics.json")
+        # Every rank's RNG (dropout masks differ per rank), so a resumed run repeats exactly.
+        rng_ranks = dist.all_gather_object(rng_state()) if dist.enabled else None
+        if main:
+            save_checkpoint({"model": model_state(model), "optimizer": optimizer.state_dict(),
+                             "train_loader": train_loader.state_dict(), "rng": rng_state(),
+                             "rng_ranks": rng_ranks, "epoch": epoch, "history": history,
+                             "best": best, "bad_epochs": bad_epochs,
+                             "config": _comparable(cfg)}, last_path)
+            _write_json({"finished": False, "epochs": history, "best_epoch": best["epoch"]},
+                        out_dir / "metrics.json")
         log.info("epoch %d  loss %.4f  val ap %.4f auc %.4f mrr %.4f  train %.1fs (sample %.1f "
                  "memory %.1f compute %.1f update %.1f)  %.0f ev/s  eval %.1fs", epoch,
                  stats["loss"], val.get("ap", math.nan), val.get("auc", math.nan),
@@ -428,7 +490,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                  stats["events_per_s"], val["time"])
 
     # ---- test ----
-    chosen = load_checkpoint(best_path, map_location=ctx.device)
+    chosen = dist.broadcast_object(load_checkpoint(best_path, map_location="cpu")
+                                   if main else None)
     load_model_state(model, chosen["model"])
     test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
                              seed + 2)
@@ -465,38 +528,73 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
 # Entry
 # ------------------------------------------------------------------------------------------------
 
-def run_experiment(cfg: DictConfig, out_dir: Path, progress: bool = True) -> Dict[str, Any]:
+def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True
+                   ) -> Dict[str, Any]:
     """Runs the configured task and writes all outputs into ``out_dir``.
 
     Outputs: ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
     ``training_curve.png`` and, with ``export.time`` set, ``embeddings.pt``.
 
+    Started by ``torchrun`` (or :func:`pyg_tgl.train.distributed.launch_local`), the process
+    joins the process group and trains data parallel; rank 0 writes the outputs (``out_dir`` of
+    the other ranks is ignored), every rank returns the same result.
+
     Raises:
         ConfigError: for bad options or data that does not fit them (one line).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from pyg_tgl.train.distributed import init_distributed, shutdown
     validate_config(cfg)
-    (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    threads = _get(cfg, "hardware.num_threads")
-    if threads:
-        torch.set_num_threads(int(threads))
-    seed_everything(int(cfg.seed), bool(_get(cfg, "deterministic", False)))
     device = resolve_device(_get(cfg, "hardware.device", "auto"))
-    ds = load_data(cfg)
+    dist, device = init_distributed(
+        device, str(_get(cfg, "hardware.distributed.backend", "auto")),
+        float(_get(cfg, "hardware.distributed.timeout_s", 300)))
+    try:
+        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device)
+    finally:
+        if dist.enabled:
+            shutdown()
+
+
+def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv,
+         device: torch.device) -> Dict[str, Any]:
+    from pyg_tgl.train.distributed import worker_threads
+    main = dist.is_main
+    if main:
+        if out_dir is None:
+            raise ValueError("run_experiment: rank 0 needs an output directory")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if dist.enabled and cfg.task.name == "node":
+        raise ConfigError("task=node runs in one process; data-parallel training "
+                          "(hardware.distributed) supports task=link")
+    threads = _get(cfg, "hardware.num_threads")
+    if threads or dist.enabled:
+        torch.set_num_threads(worker_threads(dist.local_world_size, threads))
+    seed_everything(int(cfg.seed), bool(_get(cfg, "deterministic", False)))
+    ds = load_data(cfg, dist)
     validate_dataset(cfg, ds)
-    ctx = Context(cfg, ds, device)
+    ctx = Context(cfg, ds, device, dist)
     model = build_model(cfg, ds, device)
-    log.info("data %s: %d events, %d nodes; split %s; model %s on %s",
+    if dist.enabled:
+        # Same initial parameters everywhere (same seed; DDP also broadcasts rank 0's), then a
+        # different dropout stream per rank.
+        torch.manual_seed(int(cfg.seed) * 1_000_003 + dist.rank)
+    log.info("data %s: %d events, %d nodes; split %s; model %s on %s%s",
              _get(cfg, "data.name"), ds.data.src.numel(), ds.num_nodes,
              {k: v.stop - v.start for k, v in ctx.split.items()}, _get(cfg, "model.name"),
-             device)
+             device, f"; rank {dist.rank} of {dist.world_size}" if dist.enabled else "")
     if cfg.task.name == "node" and _get(cfg, "task.link_checkpoint"):
         # The link model comes from an earlier run: no link training here.
         result: Dict[str, Any] = {"finished": True, "epochs": [],
                                   "link_checkpoint": str(cfg.task.link_checkpoint)}
     else:
-        result = train_link(cfg, ctx, model, out_dir, progress=progress)
+        result = train_link(cfg, ctx, model, out_dir if main else Path("."), progress=progress)
+    if dist.enabled:
+        result["world_size"] = dist.world_size
+    if not main:
+        return result
+    # What follows runs on rank 0 alone: its loaders must not take a rank's slice.
+    ctx.dist = DistEnv(device=device)
     if cfg.task.name == "node":
         from pyg_tgl.train.node import run_node_classification
         result["node"] = run_node_classification(cfg, ctx, model, progress=progress)

@@ -14,7 +14,9 @@ would be charged to the wrong phase):
 * ``compute``: forward (memory read, embedding, scores), loss and backward;
 * ``update``: the optimizer step;
 * ``memory``: writing the batch's events to memory and mailbox (``update_memory``) and cutting the
-  autograd history (``detach``).
+  autograd history (``detach``);
+* ``sync`` (data-parallel runs only): exchanging the memory writes of all ranks (the gradient
+  all-reduce of DDP overlaps the backward and is part of ``compute``).
 
 Losses are accumulated as device tensors and read once per epoch, so the hot loop never forces a
 host synchronisation.
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_tgl.train.distributed import DistEnv, gather_writes, wrap_ddp
 from pyg_tgl.train.metrics import LinkMetricAccumulator
 from pyg_tgl.train.schedule import BatchSchedule
 
@@ -54,6 +57,42 @@ def _progress(total: int, desc: str, disable: bool):
                 dynamic_ncols=True)
 
 
+class LinkStep(torch.nn.Module):
+    r"""The forward of one training step: link logits and the loss (the module that
+    :class:`~torch.nn.parallel.DistributedDataParallel` wraps).
+
+    Args:
+        model (torch.nn.Module): the temporal GNN (``score(batch) -> (pos, neg)``).
+        loss (str): ``"bce"``.
+        precision (str): ``"float32"`` or ``"bfloat16"`` (autocast of forward and loss).
+    """
+
+    def __init__(self, model: torch.nn.Module, loss: str = "bce",
+                 precision: str = "float32") -> None:
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
+        self.model = model
+        self.loss = loss
+        self.precision = precision
+
+    def forward(self, batch: Any, weight: float = 1.0) -> Tuple[Tensor, Tensor, Tensor]:
+        """Returns ``(weight * loss, pos [B], neg [num_neg * B])``."""
+        if batch.num_events == 0:
+            # An empty slice of a tiny global batch (data parallel): a zero loss that still
+            # involves every parameter, so DDP's gradient all-reduce runs on every rank.
+            zero = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+            empty = torch.empty(0, device=zero.device)
+            return zero, empty, empty
+        device = next(self.model.parameters()).device
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=self.precision == "bfloat16"):
+            pos, neg = self.model.score(batch)
+            # Logits go back to float32 so the loss and the metrics keep full precision.
+            pos, neg = pos.float(), neg.float()
+        return link_loss(pos, neg, self.loss) * weight, pos, neg
+
+
 class LinkTrainer:
     r"""Trains and evaluates a :class:`~pyg_tgl.nn.TemporalGNN` on temporal link prediction.
 
@@ -73,12 +112,17 @@ class LinkTrainer:
             :func:`torch.autocast` (matrix products in bfloat16, parameters, optimizer and the
             stored memory stay float32); on CPUs with AVX-512 BF16 or AMX this is the largest
             single speed-up (see ``docs/performance.md``).
+        dist (DistEnv, optional): this process's rank for data-parallel training (see
+            :mod:`pyg_tgl.train.distributed`): the schedule and the loaders then hold *global*
+            batches, of which the loaders yield this rank's slice.
+        find_unused_parameters (bool): passed to DDP.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader: Any,
                  schedule: BatchSchedule, device: Any = "cpu", loss: str = "bce",
                  ties: str = "average", progress: bool = True, sync_timers: bool = True,
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", dist: Optional[DistEnv] = None,
+                 find_unused_parameters: bool = False) -> None:
         self.model = model
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -87,23 +131,13 @@ class LinkTrainer:
         self.loss = loss
         self.ties = ties
         self.progress = progress
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
         self.precision = precision
+        self.dist = dist if dist is not None else DistEnv(device=self.device)
+        self.step = LinkStep(model, loss, precision)
+        self.train_step = wrap_ddp(self.step, self.dist, self.device, find_unused_parameters)
         self._sync: Callable[[], None] = (
             (lambda: torch.cuda.synchronize(self.device))
             if sync_timers and self.device.type == "cuda" else (lambda: None))
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.precision == "bfloat16")
-
-    def _score(self, batch: Any) -> Tuple[Tensor, Tensor, Tensor]:
-        with self._autocast():
-            pos, neg = self.model.score(batch)
-            # Logits go back to float32 so the loss and the metrics keep full precision.
-            pos, neg = pos.float(), neg.float()
-        return pos, neg, link_loss(pos, neg, self.loss)
 
     def _to_device(self, batch: Any) -> Any:
         if self.device.type == "cpu":
@@ -114,6 +148,11 @@ class LinkTrainer:
         """Clears memory and mailbox (a no-op for memory-less models)."""
         self.model.reset_state()
 
+    def _exchange(self, writes: Any) -> Any:
+        """All ranks' memory writes of this step, in rank order (this rank's alone when not
+        distributed)."""
+        return gather_writes(self.dist, writes) if self.dist.enabled else writes
+
     def train_epoch(self, epoch: int, max_batches: Optional[int] = None) -> Dict[str, Any]:
         """Runs one training epoch: memory reset, then the epoch's batches of the schedule.
 
@@ -122,32 +161,35 @@ class LinkTrainer:
             max_batches (int, optional): stop after this many batches.
 
         Returns:
-            dict: ``loss`` (mean over batches), ``time_{sample,compute,update,memory,total}``,
-            ``num_events``, ``num_batches``, ``events_per_s`` and the ``schedule`` choice.
+            dict: ``loss`` (mean over batches), ``time_{sample,compute,update,memory,sync,total}``,
+            ``sync_bytes_per_step``, ``num_events``, ``num_batches``, ``events_per_s`` (all
+            ranks' events) and the ``schedule`` choice.
         """
-        model, opt = self.model, self.optimizer
+        model, opt, world = self.model, self.optimizer, self.dist.world_size
         batches = self.schedule.batches(epoch)
         if max_batches:
             batches = batches[:max_batches]
-        num_events = int(sum(b.numel() for b in batches))
+        sizes = [int(b.numel()) for b in batches]
+        num_events = sum(sizes)
         self.train_loader.set_batches(batches)
         model.train()
         self.reset_state()
         losses: List[Tensor] = []
-        t_sample = t_compute = t_update = t_memory = 0.0
+        t_sample = t_compute = t_update = t_memory = t_sync = 0.0
+        sent_before = self.dist.gathered_bytes
         bar = _progress(num_events, f"epoch {epoch}", not self.progress)
         start = time.perf_counter()
         it = iter(self.train_loader)
-        while True:
+        for size in sizes:
             t0 = time.perf_counter()
-            batch = next(it, None)
-            if batch is None:
-                break
-            batch = self._to_device(batch)
+            batch = self._to_device(next(it))
             self._sync()
             t1 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
-            pos, neg, loss = self._score(batch)
+            # Each rank's loss weighted by its share, so DDP's gradient average is the gradient
+            # of the global batch's loss, even when the batch does not split evenly.
+            weight = batch.num_events * world / size if world > 1 else 1.0
+            loss, _, _ = self.train_step(batch, weight)
             loss.backward()
             self._sync()
             t2 = time.perf_counter()
@@ -155,27 +197,39 @@ class LinkTrainer:
             self._sync()
             t3 = time.perf_counter()
             with torch.no_grad():
-                model.update_memory(batch)
+                writes = model.memory_writes(batch)
+                t4 = time.perf_counter()
+                writes = self._exchange(writes)
+                t5 = time.perf_counter()
+                model.apply_memory_writes(writes)
             model.detach()
             self._sync()
-            t4 = time.perf_counter()
+            t6 = time.perf_counter()
             losses.append(loss.detach())
             t_sample += t1 - t0
             t_compute += t2 - t1
             t_update += t3 - t2
-            t_memory += t4 - t3
+            t_memory += (t4 - t3) + (t6 - t5)
+            t_sync += t5 - t4
             if bar is not None:
-                bar.update(batch.num_events)
+                bar.update(size)
         total = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        mean_loss = float(torch.stack(losses).mean()) if losses else float("nan")
+        mean_loss = float("nan")
+        if losses:
+            mean_loss = float(self.dist.all_reduce_sum(torch.stack(losses).sum())) / (
+                len(losses) * world)
         return {
             "loss": mean_loss,
             "time_sample": t_sample,
             "time_compute": t_compute,
             "time_update": t_update,
             "time_memory": t_memory,
+            "time_sync": t_sync,
+            # Memory writes this rank sent per step (data parallel; DDP's gradient all-reduce
+            # adds 4 bytes per parameter).
+            "sync_bytes_per_step": (self.dist.gathered_bytes - sent_before) / max(len(sizes), 1),
             "time_total": total,
             "num_events": num_events,
             "num_batches": len(batches),
@@ -191,6 +245,8 @@ class LinkTrainer:
         Args:
             loader: a :class:`~pyg_tgl.data.loader.TemporalNeighborLoader` over the evaluated
                 events (its ``num_neg`` negatives per event; the first is the AP/AUC negative).
+                Data parallel: every rank scores its slice and the scores are gathered, so every
+                rank returns the metrics of the whole split.
             inductive (torch.Tensor, optional): ``[num_events_total]`` bool indexed by event id,
                 True for inductive events; adds the ``inductive_*`` metrics.
             desc (str): progress bar label.
@@ -204,17 +260,27 @@ class LinkTrainer:
         model.eval()
         acc = LinkMetricAccumulator(self.ties)
         ind = None if inductive is None else inductive.to(self.device)
+        num_neg = int(getattr(loader, "num_neg", 1))
         start = time.perf_counter()
         bar = _progress(int(getattr(loader, "events", torch.empty(0)).numel()) or 0, desc,
                         not self.progress)
         for batch in loader:
             batch = self._to_device(batch)
-            pos, neg, loss = self._score(batch)
+            loss, pos, neg = self.step(batch)
+            eid = batch.eid
+            if self.dist.enabled:
+                # Negatives are negative-major [num_neg, B]: gather them event-major so the
+                # concatenation over ranks is the global batch's [num_neg, sum B].
+                b = pos.numel()
+                neg_rows = neg.view(num_neg, b).t() if b else neg.view(0, num_neg)
+                (pos, eid, neg_rows), = self.dist.all_gather_cat([[pos, eid.long(), neg_rows]])
+                pos, neg = pos.to(self.device), neg_rows.t().reshape(-1).to(self.device)
+                loss = link_loss(pos, neg, self.loss)
             if score:
-                acc.add(pos, neg, None if ind is None else ind[batch.eid], loss=loss)
-            model.update_memory(batch)
+                acc.add(pos, neg, None if ind is None else ind[eid.to(self.device)], loss=loss)
+            model.apply_memory_writes(self._exchange(model.memory_writes(batch)))
             if bar is not None:
-                bar.update(batch.num_events)
+                bar.update(int(eid.numel()))
         if bar is not None:
             bar.close()
         out: Dict[str, Any] = acc.compute() if score else {}

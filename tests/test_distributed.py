@@ -1,0 +1,258 @@
+"""Data-parallel training (DDP over gloo on CPU): two ranks equal one process with the doubled
+batch, locally launched and as two "machines" under torchrun; resume; a dead rank stops the run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from pyg_tgl.data.loader import TemporalNeighborLoader, shard_bounds
+from pyg_tgl.train.distributed import free_port, launch_local
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A small synthetic graph whose event times span 10^4 s: training is chaotic in the time
+#: encoding's frequencies (an input ``w * dt`` moves by ``dt`` per unit of ``w``), so with
+#: month-long spans float rounding differences grow 10x per step; short spans keep the float32
+#: comparison meaningful.
+DATA = ["data=synthetic", "data.num_nodes=150", "data.num_events=2301", "data.edge_dim=4",
+        "data.time_span=10000", "data.seed=3"]
+TRAIN = ["train.epoch=1", "train.dropout=0", "train.att_dropout=0", "eval.num_negatives=9",
+         "quiet=true"]
+
+
+def _compose(overrides):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def _float64_rank(cfg_yaml: str, out_dir: str, data_home: str) -> None:
+    # Module level, so spawned processes can import it. float64 makes the comparison a test of
+    # the algorithm (equal up to ~1e-12) rather than of float32 summation order.
+    os.environ["PYG_TGL_DATA"] = data_home
+    torch.set_default_dtype(torch.float64)
+    from pyg_tgl.train.experiment import run_experiment
+    run_experiment(OmegaConf.create(cfg_yaml), Path(out_dir), progress=False)
+
+
+def _state(run_dir: Path):
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu",
+                      weights_only=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return ckpt["model"], metrics
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) if a[k].numel() else 0.0
+               for k in a)
+
+
+def _assert_same_run(one: Path, two: Path, tol: float) -> None:
+    (model1, m1), (model2, m2) = _state(one), _state(two)
+    assert _max_diff(model1["params"], model2["params"]) <= tol
+    if "memory" in model1:
+        assert _max_diff(model1["memory"], model2["memory"]) <= tol
+    for split in ("val", "test"):
+        for key in ("ap", "auc", "mrr", "loss"):
+            assert m1[split][key] == pytest.approx(m2[split][key], abs=tol), (split, key)
+    for e1, e2 in zip(m1["epochs"], m2["epochs"]):
+        assert e1["loss"] == pytest.approx(e2["loss"], abs=tol)
+        assert e1["num_events"] == e2["num_events"] and e1["num_batches"] == e2["num_batches"]
+    assert m2.get("world_size") == 2 and "world_size" not in m1
+
+
+# ------------------------------------------------------------------------------------------------
+# Pieces
+# ------------------------------------------------------------------------------------------------
+
+def test_shard_bounds_partition_every_batch_in_order():
+    for n in range(0, 23):
+        for world in (1, 2, 3, 4):
+            bounds = [shard_bounds(n, r, world) for r in range(world)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(bounds[r][1] == bounds[r + 1][0] for r in range(world - 1))
+            sizes = [hi - lo for lo, hi in bounds]
+            assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+def _neighbours(hop) -> torch.Tensor:
+    """``[R, k]`` neighbour node ids of each root (-1 where fewer than k)."""
+    ids = hop.nodes[hop.dense_index.clamp(min=0)]
+    return torch.where(hop.dense_index >= 0, ids, torch.full_like(ids, -1))
+
+
+def test_sharded_loader_yields_each_ranks_slice_of_the_global_batch(make_graph):
+    g = make_graph(40, 500, seed=1, num_distinct_times=120)
+    from torch_geometric.data import TemporalData
+    data = TemporalData(src=torch.as_tensor(g.src), dst=torch.as_tensor(g.dst),
+                        t=torch.as_tensor(g.t, dtype=torch.float64))
+    opts = dict(num_neighbors=[5], batch_size=37, num_neg=3, num_threads=1, seed=4)
+    whole = list(TemporalNeighborLoader(data, **opts))
+    ranks = [list(TemporalNeighborLoader(data, shard=(r, 3), **opts)) for r in range(3)]
+    assert all(len(r) == len(whole) for r in ranks)
+    for i, batch in enumerate(whole):
+        parts = [r[i] for r in ranks]
+        assert torch.equal(torch.cat([p.eid for p in parts]), batch.eid)
+        # Negatives are negative-major: each rank keeps its events' columns.
+        neg = batch.neg_dst.view(3, -1)
+        assert torch.equal(torch.cat([p.neg_dst.view(3, -1) for p in parts], dim=1), neg)
+        ref, b, lo = _neighbours(batch.blocks[0][0]), batch.num_events, 0
+        for p in parts:  # neighbourhoods of a rank's roots are those one process samples
+            mine, n = _neighbours(p.blocks[0][0]), p.num_events
+            for role in range(5):  # roots: src, dst, then the 3 negatives
+                assert torch.equal(mine[role * n:(role + 1) * n],
+                                   ref[role * b + lo:role * b + lo + n])
+            lo += n
+    with pytest.raises(ValueError, match="shard"):
+        TemporalNeighborLoader(data, shard=(2, 2), **opts)
+
+
+def test_ddp_options_are_checked():
+    from pyg_tgl.train.experiment import ConfigError, validate_config
+    with pytest.raises(ConfigError, match="nproc_per_node=0"):
+        validate_config(_compose(["hardware=ddp", "hardware.distributed.nproc_per_node=0"]))
+    with pytest.raises(ConfigError, match="backend='mpi'.*allowed"):
+        validate_config(_compose(["hardware.distributed.backend=mpi"]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Equivalence
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["tgn", "apan"])
+def test_two_ranks_equal_one_process_with_the_doubled_batch(model, tmp_path):
+    # One epoch of 9 steps, the last one split unevenly (11 events: 6 + 5); APAN delivers
+    # mails to sampled neighbours and keeps 10 mail slots per node. float64, see _float64_rank.
+    base = [f"model={model}", *DATA, *TRAIN, "hardware=cpu"]
+    if model == "apan":
+        base += ["model.sampling.neighbor=[5]"]
+    home = str(tmp_path / "data")
+    one, two = tmp_path / "one", tmp_path / "two"
+    launch_local(_float64_rank, 1,
+                 (OmegaConf.to_yaml(_compose(base + ["train.batch_size=200"])), str(one), home))
+    launch_local(_float64_rank, 2,
+                 (OmegaConf.to_yaml(_compose(base + ["train.batch_size=100"])), str(two), home))
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["epochs"][0]["num_batches"] == 9 and metrics["epochs"][0]["num_events"] == 1611
+    # The issue's tolerance; observed: TGN 1e-9, APAN 1e-7 (its parameters differ by 1e-9 from
+    # summation order, and the transformer updater amplifies that in memory).
+    _assert_same_run(one, two, 1e-5)
+    assert not (tmp_path / "two" / "rank1").exists()
+
+
+def _env(tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["PYG_TGL_DATA"] = str(tmp_path / "data")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _run(args, tmp_path, timeout=300):
+    proc = subprocess.run([sys.executable, *args], cwd=tmp_path, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_cli_and_two_machine_torchrun_match_one_process(tmp_path):
+    """float32 through the command line: ``hardware=ddp`` (2 local processes) and two torchrun
+    launches with --nnodes=2 over 127.0.0.1 both equal one process with the doubled batch."""
+    # One thread per rank in both 2-rank runs (the two-node run would otherwise use every core).
+    run = ["-m", "pyg_tgl.run", *DATA, *TRAIN, "hardware.num_threads=1"]
+    _run(run + ["train.batch_size=200", f"hydra.run.dir={tmp_path / 'one'}"], tmp_path)
+    _run(run + ["train.batch_size=100", "hardware=ddp", "hardware.distributed.nproc_per_node=2",
+                f"hydra.run.dir={tmp_path / 'local'}"], tmp_path)
+    port = free_port()
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node}",
+         "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={port}",
+         *run, "train.batch_size=100", "hardware=ddp", f"hydra.run.dir={tmp_path / 'nodes'}"],
+        cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for node in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=300) for p in nodes]
+    finally:
+        for p in nodes:
+            p.kill()
+    assert [p.returncode for p in nodes] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    # The two 2-rank runs do the same arithmetic: equal to the last bit.
+    (a, _), (b, _) = _state(tmp_path / "local"), _state(tmp_path / "nodes")
+    assert _max_diff(a["params"], b["params"]) == 0 and _max_diff(a["memory"], b["memory"]) == 0
+    # float32 against one process: summation order differs, the training amplifies it a bit.
+    _assert_same_run(tmp_path / "one", tmp_path / "local", 1e-4)
+    # Rank 1 wrote nothing: one run directory each, no stray Hydra folders.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == \
+        ["local", "nodes", "one"]
+    assert "test (epoch" in (tmp_path / "local" / "train.log").read_text()
+
+
+def test_resume_under_ddp_repeats_the_uninterrupted_run(tmp_path):
+    # Dropout on: each rank's random stream must be restored too.
+    run = ["-m", "pyg_tgl.run", *DATA, "train.batch_size=100", "train.dropout=0.2",
+           "eval.num_negatives=9", "quiet=true", "hardware=ddp",
+           "hardware.distributed.nproc_per_node=2"]
+    _run(run + ["train.epoch=2", f"hydra.run.dir={tmp_path / 'full'}"], tmp_path)
+    _run(run + ["train.epoch=1", f"hydra.run.dir={tmp_path / 'cut'}"], tmp_path)
+    _run(run + ["train.epoch=2", f"hydra.run.dir={tmp_path / 'cut'}", "resume=true"], tmp_path)
+    (full, mf), (cut, mc) = _state(tmp_path / "full"), _state(tmp_path / "cut")
+    assert _max_diff(full["params"], cut["params"]) == 0
+    assert mf["test"]["ap"] == mc["test"]["ap"] and len(mc["epochs"]) == 2
+    assert [e["loss"] for e in mf["epochs"]] == [e["loss"] for e in mc["epochs"]]
+
+
+def _children(pid: int) -> list:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"spawn_main" in cmd:
+                out.append(int(entry.name))
+    return sorted(out)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the ranks")
+def test_a_killed_rank_stops_the_others_with_a_clear_error(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyg_tgl.run", *DATA, "data.num_events=40000", "train.epoch=50",
+         "quiet=true", "hardware=ddp", "hardware.distributed.nproc_per_node=2",
+         "hardware.distributed.timeout_s=30", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 120
+        ranks: list = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            ranks = _children(proc.pid)
+            if len(ranks) == 2:
+                break
+            time.sleep(0.5)
+        assert len(ranks) == 2, "the two ranks did not start"
+        time.sleep(8)  # inside training
+        os.kill(ranks[1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert "error: rank 1 died" in err, err[-2000:]
+    time.sleep(1)
+    assert not any(Path(f"/proc/{pid}").exists() and
+                   "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+                   for pid in ranks), "a rank survived"
