@@ -131,13 +131,19 @@ def test_ddp_options_are_checked():
 # Equivalence
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["tgn", "apan"])
-def test_two_ranks_equal_one_process_with_the_doubled_batch(model, tmp_path):
-    # One epoch of 9 steps, the last one split unevenly (11 events: 6 + 5); APAN delivers
-    # mails to sampled neighbours and keeps 10 mail slots per node. float64, see _float64_rank.
-    base = [f"model={model}", *DATA, *TRAIN, "hardware=cpu"]
-    if model == "apan":
-        base += ["model.sampling.neighbor=[5]"]
+@pytest.mark.parametrize("model,options", [
+    ("tgn", []),
+    # Mails to sampled neighbours, 10 mail slots per node.
+    ("apan", ["model.sampling.neighbor=[5]"]),
+    # Snapshots of 3000 s: the older ones are empty early on, so steps leave attention
+    # parameters unused on every rank (DDP must then leave their gradients unset, as one process
+    # does). Recent sampling: uniform draws depend on a root's position in its batch.
+    ("dysat", ["model.sampling.strategy=recent", "model.sampling.duration=3000"]),
+])
+def test_two_ranks_equal_one_process_with_the_doubled_batch(model, options, tmp_path):
+    # One epoch of 9 steps, the last one split unevenly (11 events: 6 + 5). float64, see
+    # _float64_rank.
+    base = [f"model={model}", *DATA, *TRAIN, "hardware=cpu", *options]
     home = str(tmp_path / "data")
     one, two = tmp_path / "one", tmp_path / "two"
     launch_local(_float64_rank, 1,

@@ -286,6 +286,29 @@ def test_each_model_learns(name):
     assert ap > 0.8, f"{name}: test AP {ap:.3f}"
 
 
+def test_apan_without_negative_neighbourhoods_trains_identically():
+    # TGL's sampling.no_neg: APAN never reads the negatives' neighbourhoods (identity embedding,
+    # mails to the positive roots' neighbours), so not sampling them changes nothing.
+    data = recency_graph()
+    cfg = small("apan")
+    runs = []
+    for sample_negatives in (True, False):
+        torch.manual_seed(0)
+        model = TemporalGNN(cfg["model"], 200, dropout=cfg["train"]["dropout"],
+                            att_dropout=cfg["train"]["att_dropout"])
+        train = loader(data, cfg["model"], slice(0, 2250), sample_negatives=sample_negatives)
+        test = loader(data, cfg["model"], slice(2250, 3000), seed=1,
+                      sample_negatives=sample_negatives)
+        if not sample_negatives:
+            probe = loader(data, cfg["model"], slice(0, 200), sample_negatives=False)
+            batch = next(iter(probe))
+            assert batch.blocks[0][0].num_roots == 2 * batch.num_events
+        runs.append((train_and_eval(model, train, test, epochs=2, lr=5e-3), model.state_dict()))
+    (ap_all, params_all), (ap_pos, params_pos) = runs
+    assert ap_all == ap_pos
+    assert all(torch.equal(params_all[k], params_pos[k]) for k in params_all)
+
+
 @pytest.mark.parametrize("name", ["tgn", "tgat", "jodie"])
 def test_node_and_edge_features(name):
     # GDELT has both kinds of features, MAG node features only, LASTFM neither.
@@ -410,3 +433,21 @@ def test_leakage_would_be_detected_by_learning():
                                     epochs=2, lr=5e-3, leaky=leaky)
     assert aps[False] < 0.6, f"a correct model predicted random events: AP {aps[False]:.3f}"
     assert aps[True] > 0.7, f"the leaky control did not exploit the leak: AP {aps[True]:.3f}"
+
+
+def test_no_neg_with_a_layer_that_needs_negative_neighbourhoods_is_refused():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pyg_tgl.train.experiment import ConfigError, validate_config
+    GlobalHydra.instance().clear()
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(version_base="1.3", config_dir=conf):
+        pair = compose("config", ["model=apan", "model.gnn.pair_features=true"])
+        attention = compose("config", ["model=tgn", "+model.sampling.no_neg=true"])
+        fine = compose("config", ["model=apan"])
+    with pytest.raises(ConfigError, match="no_neg=true .*pair_features=true"):
+        validate_config(pair)
+    with pytest.raises(ConfigError, match="no_neg=true .*arch=.transformer_attention."):
+        validate_config(attention)
+    validate_config(fine)

@@ -136,6 +136,9 @@ class TemporalNeighborLoader:
             ``rank``-th of ``world_size`` consecutive slices of its events and their negatives,
             and samples neighbourhoods for that slice only (see
             :mod:`pyg_tgl.train.distributed`).
+        sample_negatives: sample neighbourhoods for the negative roots too; ``False`` is TGL's
+            ``no_neg`` (APAN, whose embedding ignores neighbourhoods and whose mails go to the
+            positive roots' neighbours only): the hops then list the ``2 B`` positive roots.
     """
 
     def __init__(self, data: TemporalData, num_neighbors: Optional[Sequence[int]] = (10,),
@@ -145,7 +148,8 @@ class TemporalNeighborLoader:
                  duration: float = 0.0, num_threads: Optional[int] = None, seed: int = 0,
                  prefetch: bool = False, batches: Optional[List[Tensor]] = None,
                  train_events: EventSelection = None,
-                 use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1)) -> None:
+                 use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1),
+                 sample_negatives: bool = True) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if num_neg < 0:
@@ -155,6 +159,7 @@ class TemporalNeighborLoader:
             raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, "
                              f"got {tuple(shard)}")
         self.shard = (rank, world)
+        self.sample_negatives = bool(sample_negatives)
         self.data = data
         self.src = data.src.long()
         self.dst = data.dst.long()
@@ -208,7 +213,10 @@ class TemporalNeighborLoader:
         src, dst, t = self.src[event_ids], self.dst[event_ids], self.t[event_ids]
         root_nodes = torch.cat([src, dst, neg])
         root_ts = torch.cat([t, t, t.repeat(self.num_neg)])
-        blocks = self.sampler.sample(root_nodes, root_ts) if self.sampler is not None else []
+        blocks: list = []
+        if self.sampler is not None:
+            sampled = root_nodes.numel() if self.sample_negatives else 2 * src.numel()
+            blocks = self.sampler.sample(root_nodes[:sampled], root_ts[:sampled])
         return TemporalBatch(src=src, dst=dst, t=t, eid=event_ids, neg_dst=neg,
                              root_nodes=root_nodes, root_ts=root_ts, blocks=blocks)
 

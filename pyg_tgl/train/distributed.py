@@ -275,12 +275,23 @@ def launch_local(fn: Callable[..., Any], nprocs: int, args: Tuple[Any, ...] = ()
         mp.start_processes(_worker, args=(fn, nprocs, port, tuple(args)), nprocs=nprocs,
                            join=True, start_method="spawn")
     except mp.ProcessRaisedException as e:
-        first = str(e).strip().splitlines()
         raise DistributedError(f"rank {e.error_index} failed (the other ranks were stopped): "
-                               f"{first[-1] if first else e}") from None
+                               f"{_exception_line(str(e))}") from None
     except mp.ProcessExitedException as e:
         raise DistributedError(f"rank {e.error_index} died ({e}); the other ranks were "
                                f"stopped") from None
+
+
+def _exception_line(report: str, limit: int = 400) -> str:
+    """``Type: message`` of the last exception in a child's traceback report (its first line;
+    the full traceback is on the child's stderr)."""
+    lines = report.strip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        head = lines[i].split(":", 1)[0]
+        if head and not lines[i].startswith(" ") and head.replace(".", "").isidentifier() and \
+                (head.endswith(("Error", "Exception", "Interrupt")) or head == "AssertionError"):
+            return lines[i][:limit]
+    return (lines[-1] if lines else report)[:limit]
 
 
 def worker_threads(local_world_size: int, requested: Optional[int]) -> int:

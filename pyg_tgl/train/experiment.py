@@ -86,6 +86,7 @@ def sampling_options(model_cfg: Any) -> Dict[str, Any]:
         "history": int(s.get("history", 1)),
         "duration": float(s.get("duration", 0) or 0),
         "num_threads": s.get("num_thread", None),
+        "no_neg": bool(s.get("no_neg", False)),
     }
 
 
@@ -154,6 +155,14 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.sampling.duration={s['duration']} with history=1 and strategy='recent': "
             f"snapshot sampling needs model.sampling.history > 1 (or duration: 0)")
+    if s["no_neg"] and s["num_neighbors"]:
+        arch = _get(cfg, "model.gnn.arch", "transformer_attention")
+        if arch != "identity" or _get(cfg, "model.gnn.pair_features", False):
+            what = (f"model.gnn.arch={arch!r}" if arch != "identity"
+                    else "model.gnn.pair_features=true")
+            raise ConfigError(
+                f"model.sampling.no_neg=true leaves the negatives without neighbourhoods, but "
+                f"{what} needs them; set model.sampling.no_neg=false")
     mem_type = _choice(cfg, "model.memory.type", MEMORY_TYPES, "none")
     if mem_type != "none" and _get(cfg, "model.memory.deliver_to", "self") == "neighbors" and \
             not s["num_neighbors"]:
@@ -166,6 +175,10 @@ def validate_config(cfg: DictConfig) -> None:
     if nproc != "auto" and (not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1):
         raise ConfigError(f"hardware.distributed.nproc_per_node={nproc!r}: expected 'auto' or an "
                           f"integer >= 1")
+    unused = _get(cfg, "hardware.distributed.find_unused_parameters", "auto")
+    if unused not in ("auto", True, False):
+        raise ConfigError(f"hardware.distributed.find_unused_parameters={unused!r}: expected "
+                          f"auto, true or false")
     timeout = _get(cfg, "hardware.distributed.timeout_s", 300)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"hardware.distributed.timeout_s={timeout!r}: expected seconds > 0")
@@ -173,6 +186,15 @@ def validate_config(cfg: DictConfig) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"hardware.device={device!r} but CUDA is not available here; allowed "
                           f"values on this machine: ['auto', 'cpu']")
+
+
+def find_unused_parameters(cfg: DictConfig) -> bool:
+    """``hardware.distributed.find_unused_parameters``; ``auto``: whether the model has
+    attention layers, whose projections a step without any sampled neighbour leaves unused."""
+    value = _get(cfg, "hardware.distributed.find_unused_parameters", "auto")
+    if value == "auto":
+        return _get(cfg, "model.gnn.arch", "identity") != "identity"
+    return bool(value)
 
 
 def validate_dataset(cfg: DictConfig, ds: Any) -> None:
@@ -330,7 +352,8 @@ class Context:
             history=self.sampling["history"], duration=self.sampling["duration"],
             num_threads=self.sampling["num_threads"], seed=seed,
             prefetch=bool(_get(cfg, "hardware.prefetch", False)),
-            train_events=self.split["train"], shard=(self.dist.rank, self.dist.world_size))
+            train_events=self.split["train"], shard=(self.dist.rank, self.dist.world_size),
+            sample_negatives=not self.sampling["no_neg"])
 
 
 def _plot_curves(history: List[Dict[str, Any]], path: Path) -> None:
@@ -409,8 +432,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                           loss=cfg.train.loss, ties=cfg.eval.ties, progress=progress,
                           sync_timers=bool(_get(cfg, "hardware.sync_timers", True)),
                           precision=str(_get(cfg, "hardware.precision", "float32")), dist=dist,
-                          find_unused_parameters=bool(_get(
-                              cfg, "hardware.distributed.find_unused_parameters", False)))
+                          find_unused_parameters=find_unused_parameters(cfg))
     metric = cfg.eval.metric
     sign = -1.0 if metric == "loss" else 1.0
     history: List[Dict[str, Any]] = []
