@@ -8,7 +8,11 @@ negative), MRR of each positive among 49 random negatives (DistTGL's protocol, a
 transductive and inductive (events touching a node unseen in training), seconds per epoch.
 Negatives of pyg_tgl and of the peers are drawn from the destination nodes (``neg_range="dst"``,
 PyG's rule); EdgeBank is also reported with negatives from all node ids (``all``), the setting of
-its published wikipedia number.
+its published wikipedia number. EdgeBank's ``dst`` rows run through the pipeline
+(``model=edgebank``, :mod:`pyg_tgl.train.edgebank_run`): the same split, negatives and metrics
+(MRR, inductive) as pyg_tgl's models; its ``all`` rows through
+:func:`experiments.peers.run_edgebank` (PyG's split and loader, the peers' protocol), as the
+pipeline's negatives come from the destination nodes only. Each row says which (``path``).
 
 Every finished run is appended to ``experiments/results/<name>.json`` at once and the Markdown
 table ``<name>.md`` is rewritten, so an interrupted benchmark keeps what it measured; a rerun
@@ -57,6 +61,8 @@ MODEL_OVERRIDES = {"jodie": ["model.sampling.no_sample=false", "+model.sampling.
                              "+model.sampling.neighbor=[10]", "+model.sampling.strategy=recent"],
                    # The pair term needs the negatives' neighbourhoods, which TGL's APAN skips.
                    "apan": ["model.sampling.no_neg=false"]}
+#: EdgeBank rows: ``model.mode`` of ``conf/model/edgebank.yaml``.
+EDGEBANK_MODES = {"edgebank": "unlimited", "edgebank_tw": "time_window"}
 
 
 def compose(model: str, data: str, seed: int, overrides: Sequence[str]) -> Any:
@@ -65,10 +71,12 @@ def compose(model: str, data: str, seed: int, overrides: Sequence[str]) -> Any:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     GlobalHydra.instance().clear()
+    # EdgeBank has no GNN section (its pair term is the model itself).
+    protocol = [o for o in PROTOCOL if not (model == "edgebank" and o.startswith("model.gnn."))]
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         return hydra_compose(config_name="config", overrides=[
             f"model={model}", f"data={data}", f"seed={seed}", "quiet=true",
-            "hardware.device=cpu", *PROTOCOL, *MODEL_OVERRIDES.get(model, []), *overrides])
+            "hardware.device=cpu", *protocol, *MODEL_OVERRIDES.get(model, []), *overrides])
 
 
 def run_pyg_tgl(model: str, data: str, seed: int, overrides: Sequence[str] = (),
@@ -79,6 +87,11 @@ def run_pyg_tgl(model: str, data: str, seed: int, overrides: Sequence[str] = (),
                                       f"hardware.sampler_threads={threads}", *overrides])
     with tempfile.TemporaryDirectory(prefix="bench_acc_") as tmp:
         res = run_experiment(cfg, Path(tmp), progress=False)
+    return _row(res)
+
+
+def _row(res: Dict[str, Any]) -> Dict[str, Any]:
+    """The results-file row of a pipeline run's ``metrics.json`` content."""
     test = res["test"]
     return {"test_ap": test.get("ap"), "test_auc": test.get("auc"), "test_mrr": test.get("mrr"),
             "test_inductive_ap": test.get("inductive_ap"),
@@ -86,7 +99,20 @@ def run_pyg_tgl(model: str, data: str, seed: int, overrides: Sequence[str] = (),
             "test_inductive_mrr": test.get("inductive_mrr"),
             "val_ap_per_epoch": [e.get("val_ap") for e in res["epochs"]],
             "best_epoch": res["best_epoch"], "seconds_per_epoch": res["seconds_per_epoch"],
-            "neg_range": "dst"}
+            "neg_range": "dst", "path": "pipeline"}
+
+
+def run_edgebank_pipeline(peer: str, data: str, seed: int, threads: int = 1) -> Dict[str, Any]:
+    """EdgeBank (``peer``: ``edgebank`` or ``edgebank_tw``) through ``model=edgebank``: the
+    split, negatives and metrics of :func:`run_pyg_tgl`'s runs."""
+    from pyg_tgl.train.experiment import run_experiment
+    cfg = compose("edgebank", data, seed, [f"hardware.num_threads={threads}",
+                                           f"model.mode={EDGEBANK_MODES[peer]}"])
+    with tempfile.TemporaryDirectory(prefix="bench_acc_") as tmp:
+        res = run_experiment(cfg, Path(tmp), progress=False)
+    row = _row(res)
+    row["time_window"] = res["edgebank"]["time_window"]
+    return row
 
 
 def _peer_data(data: str) -> Any:
@@ -104,16 +130,20 @@ def _peer_data(data: str) -> Any:
     return TemporalData(src=d.src.long(), dst=d.dst.long(), t=t, msg=msg)
 
 
-def run_peer(peer: str, data: str, seed: int, neg_range: str = "dst") -> Dict[str, Any]:
-    """Runs one peer under the same protocol; returns the row of the results file."""
+def run_peer(peer: str, data: str, seed: int, neg_range: str = "dst",
+             threads: int = 1, tgm_orientation: str = "seed_to_nbr") -> Dict[str, Any]:
+    """Runs one peer under the same protocol; returns the row of the results file
+    (``tgm_orientation``: see :class:`experiments.peers.tgm_tgn.TgmTGN`)."""
+    if peer in EDGEBANK_MODES and neg_range == "dst":
+        return run_edgebank_pipeline(peer, data, seed, threads)
     td = _peer_data(data)
-    if peer in ("edgebank", "edgebank_tw"):
+    if peer in EDGEBANK_MODES:
         from experiments.peers import run_edgebank
         res = run_edgebank(td, batch_size=200,
                            mode="unlimited" if peer == "edgebank" else "time_window",
                            neg_range=neg_range)
         return {"test_ap": res["test_ap"][-1], "test_auc": res["test_auc"][-1],
-                "neg_range": neg_range, "seconds_per_epoch": 0.0}
+                "neg_range": neg_range, "seconds_per_epoch": 0.0, "path": "peers"}
     if peer == "pyg_tgn":
         from experiments.peers.pyg_tgn import run_pyg_tgn as run
     elif peer == "tgm_tgn":
@@ -123,14 +153,15 @@ def run_peer(peer: str, data: str, seed: int, neg_range: str = "dst") -> Dict[st
             raise RuntimeError(f"tgm_tgn needs tgm-lib (pip install tgm-lib==0.1.0b1): {e}")
     else:
         raise ValueError(f"unknown peer {peer!r}; known: {list(PEERS)}")
+    extra = {"edge_orientation": tgm_orientation} if peer == "tgm_tgn" else {}
     res = run(td, epochs=5, batch_size=200, lr=1e-4, seed=seed, device="cpu", progress=False,
-              neg_range=neg_range)
+              neg_range=neg_range, **extra)
     secs = res.get("train_seconds")
     if isinstance(secs, list):
         secs = sum(secs) / max(len(secs), 1)
     return {"test_ap": res["test_ap"][-1], "test_auc": res["test_auc"][-1],
-            "val_ap_per_epoch": res.get("val_ap"), "seconds_per_epoch": secs,
-            "neg_range": neg_range}
+            "val_ap_per_epoch": res.get("val_ap"), "test_ap_per_epoch": res.get("test_ap"),
+            "seconds_per_epoch": secs, "neg_range": neg_range, "path": "peers", **extra}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,6 +271,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--neg-range", nargs="+", default=["dst"], choices=["dst", "all"],
                    help="negatives of the EdgeBank rows")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tgm-orientation", default="seed_to_nbr",
+                   choices=["seed_to_nbr", "nbr_to_seed"],
+                   help="neighbour edge_index of the tgm_tgn peer: TGM's [seed, neighbour] or "
+                        "PyG's [neighbour, seed] (tag the rows with --tag)")
     p.add_argument("--force", action="store_true", help="repeat runs already in the JSON")
     args = p.parse_args(argv)
     for m in args.models:
@@ -263,7 +298,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     t0 = time.perf_counter()
                     try:
                         row = run_pyg_tgl(model, data, seed, overrides, args.threads) \
-                            if model in MODELS else run_peer(model, data, seed, neg)
+                            if model in MODELS else run_peer(model, data, seed, neg,
+                                                             args.threads, args.tgm_orientation)
                     except (RuntimeError, ValueError, FileNotFoundError) as e:
                         print(f"{data} {model} seed {seed}: skipped ({e})", file=sys.stderr)
                         continue

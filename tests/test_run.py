@@ -90,8 +90,8 @@ def test_multirun_sweep_writes_summary(tmp_path, tmp_path_factory):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["model=foo"], "model='foo' is unknown; allowed values: ['apan', 'dysat', 'jodie', "
-                    "'tgat', 'tgn']"),
+    (["model=foo"], "model='foo' is unknown; allowed values: ['apan', 'dysat', 'edgebank', "
+                    "'jodie', 'tgat', 'tgn']"),
     (["-m", "data=collegemsg,nope"], "data='nope' is unknown; allowed values: ["),
     (["schedule=random_chunk", "train.batch_size=4"], "train.batch_size=4 < schedule.reorder=16"),
 ])

@@ -73,13 +73,24 @@ class TgmTGN:
         lr (float): Adam's learning rate. (default: 1e-4)
         neg_range (str): ``"dst"`` (the split's destination range) or ``"all"`` (every node id).
         device (str or torch.device): where everything runs.
+        edge_orientation (str): ``"seed_to_nbr"`` (TGM's example: ``edge_index = [seed,
+            neighbour]``, so ``TransformerConv`` sends each seed's memory to its neighbours and a
+            seed's embedding aggregates over the *batch's seeds* that have it among their recent
+            neighbours) or ``"nbr_to_seed"`` (PyG's example: ``[neighbour, seed]``, each seed
+            aggregates over its own recent neighbours; the time encoding then uses the
+            neighbour's ``last_update``, as in PyG). (default: ``"seed_to_nbr"``)
     """
 
     def __init__(self, data: TemporalData, val_idx: int, test_idx: int, memory_dim: int = 100,
                  time_dim: int = 100, embedding_dim: int = 100, num_neighbors: int = 10,
                  batch_size: int = 200, lr: float = 1e-4, neg_range: str = "dst",
-                 device: Union[str, torch.device] = "cpu") -> None:
+                 device: Union[str, torch.device] = "cpu",
+                 edge_orientation: str = "seed_to_nbr") -> None:
         _import_tgm()
+        if edge_orientation not in ("seed_to_nbr", "nbr_to_seed"):
+            raise ValueError(f"edge_orientation={edge_orientation!r} is not supported; expected "
+                             f"'seed_to_nbr' or 'nbr_to_seed'")
+        self.edge_orientation = edge_orientation
         from tgm import DGraph
         from tgm.data import DGData, DGDataLoader, TemporalSplit
         from tgm.hooks import (
@@ -161,6 +172,8 @@ class TgmTGN:
         nbr_edge_index = torch.stack([batch.global_to_local(src_nodes[nbr_mask]),
                                       batch.global_to_local(nbr_nodes[nbr_mask])]
                                      ).to(dtype=torch.int64)
+        if self.edge_orientation == "nbr_to_seed":
+            nbr_edge_index = nbr_edge_index.flip(0)
         nbr_edge_time = batch.nbr_edge_time[0].flatten()[nbr_mask]
         nbr_edge_x = batch.nbr_edge_x[0].flatten(0, -2).float()[nbr_mask]
         return nbr_edge_index, nbr_edge_time, nbr_edge_x
@@ -244,7 +257,7 @@ def run_tgm_tgn(data: TemporalData, epochs: int = 5, batch_size: int = 200, lr: 
                 memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                 num_neighbors: int = 10, seed: int = 0, device: Union[str, torch.device] = "cpu",
                 progress: bool = False, val_ratio: float = 0.15, test_ratio: float = 0.15,
-                neg_range: str = "dst") -> Dict[str, Any]:
+                neg_range: str = "dst", edge_orientation: str = "seed_to_nbr") -> Dict[str, Any]:
     r"""Trains and evaluates TGM's TGN example under the peers' protocol.
 
     Same arguments and return value as :func:`experiments.peers.pyg_tgn.run_pyg_tgn`; times must
@@ -253,10 +266,10 @@ def run_tgm_tgn(data: TemporalData, epochs: int = 5, batch_size: int = 200, lr: 
     config = dict(epochs=epochs, batch_size=batch_size, lr=lr, memory_dim=memory_dim,
                   time_dim=time_dim, embedding_dim=embedding_dim, num_neighbors=num_neighbors,
                   seed=seed, device=str(device), val_ratio=val_ratio, test_ratio=test_ratio,
-                  neg_range=neg_range)
+                  neg_range=neg_range, edge_orientation=edge_orientation)
     data, val_idx, test_idx = _setup(data, seed, val_ratio, test_ratio)
     model = TgmTGN(data, val_idx, test_idx, memory_dim, time_dim, embedding_dim, num_neighbors,
-                   batch_size, lr, neg_range, device)
+                   batch_size, lr, neg_range, device, edge_orientation)
     num_events = {"train": val_idx, "val": test_idx - val_idx,
                   "test": data.num_events - test_idx}
 

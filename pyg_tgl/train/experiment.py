@@ -28,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 from pyg_tgl.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
                                       seed_everything, set_rng_state)
 from pyg_tgl.train.distributed import DistEnv
+from pyg_tgl.train.edgebank_run import is_edgebank, run_edgebank, validate_edgebank_config
 from pyg_tgl.train.loop import LOSSES, PRECISIONS, LinkTrainer
 from pyg_tgl.train.schedule import SCHEDULES, VARIANTS, BatchSchedule
 from pyg_tgl.train.splits import cap_split, inductive_mask
 
 log = logging.getLogger("pyg_tgl")
 
-MODELS = ("jodie", "dysat", "tgat", "tgn", "apan")
+MODELS = ("jodie", "dysat", "tgat", "tgn", "apan", "edgebank")
 TASKS = ("link", "node")
 NEG_SAMPLING = ("random", "historical", "inductive")
 STRATEGIES = ("recent", "uniform")
@@ -182,6 +183,8 @@ def validate_config(cfg: DictConfig) -> None:
     timeout = _get(cfg, "hardware.distributed.timeout_s", 300)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"hardware.distributed.timeout_s={timeout!r}: expected seconds > 0")
+    if is_edgebank(cfg):
+        validate_edgebank_config(cfg)
     device = str(_get(cfg, "hardware.device", "auto"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"hardware.device={device!r} but CUDA is not available here; allowed "
@@ -596,6 +599,8 @@ def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv
     ds = load_data(cfg, dist)
     validate_dataset(cfg, ds)
     ctx = Context(cfg, ds, device, dist)
+    if is_edgebank(cfg):  # link task, nothing to train: pyg_tgl/train/edgebank_run.py
+        return run_edgebank(cfg, ctx, out_dir)
     model = build_model(cfg, ds, device)
     if dist.enabled:
         # Same initial parameters everywhere (same seed; DDP also broadcasts rank 0's), then a

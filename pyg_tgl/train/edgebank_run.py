@@ -1,0 +1,189 @@
+r"""EdgeBank (``model=edgebank``) in the experiment pipeline.
+
+EdgeBank (Poursafaei et al., NeurIPS 2022, :class:`pyg_tgl.nn.edgebank.EdgeBank`) learns nothing:
+a pair scores 1 if it interacted before (within the time window, for ``model.mode=time_window``),
+else 0. It runs here under exactly the protocol of the learned models
+(:func:`pyg_tgl.train.experiment.train_link`): the same split (``train.max_events`` included),
+the same validation and test loaders (so the same negatives: ``eval.val_num_negatives`` /
+``eval.num_negatives`` drawn by ``eval.neg_sampling`` from seeds ``seed + 1`` / ``seed + 2``),
+the same metrics (:class:`~pyg_tgl.train.metrics.LinkMetricAccumulator`: AP/AUC against the first
+negative, MRR among all of them with ``eval.ties``, inductive metrics) and a ``metrics.json`` of
+the same shape (``epochs: []``), so sweeps and their summary table include it.
+
+Memory: EdgeBank's memory is every event before the scored batch. The training events are
+inserted first, then each validation and test batch is scored and inserted afterwards (as the
+learned models' memory absorbs a batch after scoring it). For EdgeBank the two evaluation
+protocols (``eval.memory_carry``) coincide: TGL's protocol replays training and validation
+before the test, which leaves exactly the memory carried from the validation pass.
+
+Time window (``model.mode=time_window``): with ``model.time_window`` null, the window's duration
+is derived before each evaluated split by :meth:`EdgeBank.window_from_history`:
+``model.window_rule=dyglib`` (default; DGB/DyGLib) from every event before the split (training
+for validation, training + validation for the test), ``tgb`` (TGB) from the training events only;
+``proportion`` is ``model.window_proportion``, by default ``data.test_ratio`` (0.15), the value
+both references use.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("pyg_tgl")
+
+MODES = ("unlimited", "time_window")
+WINDOW_RULES = ("dyglib", "tgb")
+
+
+def is_edgebank(cfg: Any) -> bool:
+    """Whether the configuration selects ``model=edgebank``."""
+    return OmegaConf.select(cfg, "model.name", default=None) == "edgebank"
+
+
+def validate_edgebank_config(cfg: DictConfig) -> None:
+    """Checks the EdgeBank options and what EdgeBank cannot do (node task, embedding export).
+
+    Raises:
+        ConfigError: one line naming the option and the allowed values.
+    """
+    from pyg_tgl.train.experiment import ConfigError, _choice, _get
+    _choice(cfg, "model.mode", MODES, "unlimited")
+    _choice(cfg, "model.window_rule", WINDOW_RULES, "dyglib")
+    mode = _get(cfg, "model.mode", "unlimited")
+    window = _get(cfg, "model.time_window")
+    if window is not None:
+        if mode != "time_window":
+            raise ConfigError(f"model.time_window={window!r} is only used with "
+                              f"model.mode=time_window (got model.mode={mode!r}); set it to null")
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or \
+                not math.isfinite(window) or window < 0:
+            raise ConfigError(f"model.time_window={window!r}: expected a duration >= 0 in the "
+                              f"data's time unit, or null (derived from the history)")
+    proportion = _get(cfg, "model.window_proportion")
+    if proportion is not None and (isinstance(proportion, bool) or
+                                   not isinstance(proportion, (int, float)) or
+                                   not 0 < proportion <= 1):
+        raise ConfigError(f"model.window_proportion={proportion!r}: expected a number in (0, 1] "
+                          f"or null (data.test_ratio)")
+    if _get(cfg, "task.name") != "link":
+        raise ConfigError(f"model=edgebank supports task=link only (got "
+                          f"task={_get(cfg, 'task.name')!r}): it has no node embeddings")
+    if _get(cfg, "export.time") is not None:
+        raise ConfigError("export.time: model=edgebank has no node embeddings to export; set "
+                          "export.time=null")
+
+
+def _window(cfg: DictConfig, ctx: Any, part: str) -> Optional[float]:
+    """The window's duration used while ``part`` (``val`` or ``test``) is scored."""
+    from pyg_tgl.nn.edgebank import EdgeBank
+    from pyg_tgl.train.experiment import _get
+    if _get(cfg, "model.mode", "unlimited") != "time_window":
+        return None
+    fixed = _get(cfg, "model.time_window")
+    if fixed is not None:
+        return float(fixed)
+    proportion = _get(cfg, "model.window_proportion")
+    if proportion is None:
+        proportion = _get(cfg, "data.test_ratio", 0.15) or 0.15
+    rule = _get(cfg, "model.window_rule", "dyglib")
+    split = ctx.split
+    if rule == "tgb":
+        history = split["train"]
+    else:
+        history = slice(split["train"].start, split[part].start)
+    return EdgeBank.window_from_history(ctx.ds.data.t[history], float(proportion), rule)
+
+
+def _evaluate(bank: Any, loader: Any, inductive: torch.Tensor, ties: str,
+              device: torch.device) -> Dict[str, Any]:
+    """Scores the loader's batches in order, inserting each batch after scoring it."""
+    from pyg_tgl.train.metrics import LinkMetricAccumulator
+    acc = LinkMetricAccumulator(ties)
+    ind = inductive.to(device)
+    start = time.perf_counter()
+    for batch in loader:
+        if device.type != "cpu":
+            batch = batch.to(device)
+        pos, neg = bank.score_batch(batch)
+        acc.add(pos, neg, ind[batch.eid])
+        bank.update_memory(batch)
+    out: Dict[str, Any] = acc.compute()
+    out["time"] = time.perf_counter() - start
+    return out
+
+
+def run_edgebank(cfg: DictConfig, ctx: Any, out_dir: Path) -> Dict[str, Any]:
+    """Fills EdgeBank with the training split, scores validation then test, writes
+    ``metrics.json`` into ``out_dir`` and returns its content.
+
+    Args:
+        cfg: the composed configuration (``model.name=edgebank``).
+        ctx: the experiment's :class:`~pyg_tgl.train.experiment.Context` (data, split,
+            loaders, inductive flags).
+        out_dir: the run directory.
+
+    Raises:
+        ConfigError: in a data-parallel run (EdgeBank runs in one process).
+    """
+    from pyg_tgl.train.experiment import ConfigError, _write_json
+    dist = getattr(ctx, "dist", None)
+    if dist is not None and getattr(dist, "enabled", False):
+        raise ConfigError("model=edgebank runs in one process; data-parallel training "
+                          "(hardware.distributed) does not apply to it")
+    result = edgebank_metrics(cfg, ctx)
+    _write_json(result, Path(out_dir) / "metrics.json")
+    return result
+
+
+def edgebank_metrics(cfg: DictConfig, ctx: Any) -> Dict[str, Any]:
+    """The content of ``metrics.json`` of an EdgeBank run (see :func:`run_edgebank`)."""
+    from pyg_tgl.nn.edgebank import EdgeBank
+    from pyg_tgl.train.experiment import _get
+    seed = int(cfg.seed)
+    split = ctx.split
+    data = ctx.ds.data
+    mode = str(_get(cfg, "model.mode", "unlimited"))
+    windows = {part: _window(cfg, ctx, part) for part in ("val", "test")}
+    bank = EdgeBank(int(ctx.ds.num_nodes), mode=mode, time_window=windows["val"],
+                    device=ctx.device)
+    t0 = time.perf_counter()
+    tr = split["train"]
+    bank.update(data.src[tr], data.dst[tr], data.t[tr])
+    fill_seconds = time.perf_counter() - t0
+    ties = str(cfg.eval.ties)
+    # The learned models' loaders, seeds and negative counts (train_link).
+    val_loader = ctx.loader(split["val"], int(cfg.eval.val_num_negatives),
+                            cfg.eval.neg_sampling, seed + 1)
+    val = _evaluate(bank, val_loader, ctx.inductive, ties, ctx.device)
+    if mode == "time_window":
+        bank.time_window = windows["test"]
+    test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
+                             seed + 2)
+    test = _evaluate(bank, test_loader, ctx.inductive, ties, ctx.device)
+    log.info("edgebank (%s%s): val ap %.4f | test ap %.4f auc %.4f mrr %.4f (k=%d) | "
+             "inductive ap %s", mode,
+             f", window val {windows['val']:.6g} test {windows['test']:.6g}"
+             if mode == "time_window" else "", val.get("ap", math.nan),
+             test.get("ap", math.nan), test.get("auc", math.nan), test.get("mrr", math.nan),
+             int(cfg.eval.num_negatives),
+             f"{test['inductive_ap']:.4f}" if "inductive_ap" in test else "n/a")
+    return {
+        "finished": True,
+        "epochs": [],
+        "best_epoch": None,
+        "stopped_early": False,
+        "val": val,
+        "test": test,
+        # EdgeBank's "training": inserting the training split once.
+        "seconds_per_epoch": fill_seconds,
+        "protocol": "memory_carry" if cfg.eval.memory_carry else "tgl",
+        "split": {k: [v.start, v.stop] for k, v in split.items()},
+        "edgebank": {"mode": mode, "time_window": windows if mode == "time_window" else None,
+                     "window_rule": str(_get(cfg, "model.window_rule", "dyglib")),
+                     "num_pairs": bank.num_pairs},
+    }
