@@ -35,7 +35,6 @@ import datetime
 import logging
 import os
 import socket
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -305,18 +304,3 @@ def worker_threads(local_world_size: int, requested: Optional[int]) -> int:
     if requested:
         return int(requested)
     return max(1, (os.cpu_count() or 1) // max(local_world_size, 1))
-
-
-def rank_log_prefix(env: DistEnv) -> None:
-    """Prefixes console log lines of ranks > 0 with their rank."""
-    if not env.enabled:
-        return
-    fmt = logging.Formatter(f"[rank {env.rank}] %(asctime)s %(levelname)s %(message)s")
-    root = logging.getLogger()
-    handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
-    if not handlers:
-        h = logging.StreamHandler(sys.stderr)
-        root.addHandler(h)
-        handlers = [h]
-    for h in handlers:
-        h.setFormatter(fmt)

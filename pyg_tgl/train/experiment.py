@@ -317,7 +317,8 @@ class Context:
             # TGL's configs ask for 32 sampler threads; more than the cores only adds contention.
             threads = min(int(self.sampling["num_threads"]), os.cpu_count() or 1)
         if threads is None and self.dist.enabled:
-            threads = max(1, (os.cpu_count() or 1) // self.dist.local_world_size)
+            from pyg_tgl.train.distributed import worker_threads
+            threads = worker_threads(self.dist.local_world_size, None)
         self.sampling["num_threads"] = threads
         self.tcsr = None
         if self.sampling["num_neighbors"]:

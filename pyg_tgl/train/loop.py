@@ -98,7 +98,8 @@ class LinkTrainer:
 
     Args:
         model (torch.nn.Module): a model following the contract of ``docs/design.md``
-            (``score``, ``update_memory``, ``reset_state``, ``detach``).
+            (``score``, ``memory_writes`` and ``apply_memory_writes``, ``reset_state``,
+            ``detach``).
         optimizer (torch.optim.Optimizer): optimizer of ``model``'s parameters.
         train_loader: a :class:`~pyg_tgl.data.loader.TemporalNeighborLoader` over the training
             events, with the training negatives.
