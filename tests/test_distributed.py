@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli import cli_env, run_cli
 from omegaconf import OmegaConf
 
 from pyg_tgl.data.loader import TemporalNeighborLoader, shard_bounds
@@ -159,18 +160,11 @@ def test_two_ranks_equal_one_process_with_the_doubled_batch(model, options, tmp_
 
 
 def _env(tmp_path: Path) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env["PYG_TGL_DATA"] = str(tmp_path / "data")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+    return cli_env(tmp_path / "data")
 
 
 def _run(args, tmp_path, timeout=300):
-    proc = subprocess.run([sys.executable, *args], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-    return proc
+    return run_cli(args, tmp_path, tmp_path / "data", timeout=timeout)
 
 
 def test_cli_and_two_machine_torchrun_match_one_process(tmp_path):

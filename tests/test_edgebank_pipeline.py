@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from cli import run_cli
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,15 +22,7 @@ NUM_NEG = 9
 
 
 def _cli(args, base: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env["PYG_TGL_DATA"] = str(base / "pyg_tgl_data")
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([sys.executable, *args], cwd=base, env=env, capture_output=True,
-                          text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_cli(args, base, base / "pyg_tgl_data", check=check)
 
 
 @pytest.fixture(scope="module")

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from cli import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(args, tmp_path_factory, check=True):
-    env = dict(os.environ)
-    # Works from a source checkout without installation, and keeps processed data out of ~.
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env["PYG_TGL_DATA"] = str(tmp_path_factory.getbasetemp() / "pyg_tgl_data")
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([sys.executable, *args], cwd=tmp_path_factory.getbasetemp(), env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    base = tmp_path_factory.getbasetemp()
+    return run_cli(args, base, base / "pyg_tgl_data", check=check)
 
 
 @pytest.fixture(scope="module")

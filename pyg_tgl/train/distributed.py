@@ -31,12 +31,13 @@ cost per machine is in ``docs/scaling.md``). Rank 0 writes every output (checkpo
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -76,6 +77,18 @@ class DistEnv:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
+
+    @contextlib.contextmanager
+    def local_rank_first(self) -> Iterator[None]:
+        """The body runs on the first rank of each machine, then on the others: work that
+        fills a per-machine cache (processed data, T-CSR) is done once, and read by the rest."""
+        if self.local_rank != 0:
+            self.barrier()
+        try:
+            yield
+        finally:
+            if self.local_rank == 0:
+                self.barrier()
 
     def broadcast_object(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank (pickled; for checkpoints and small values)."""

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pyg_tgl.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
                                       seed_everything, set_rng_state)
-from pyg_tgl.train.distributed import DistEnv
+from pyg_tgl.train.distributed import DistEnv, worker_threads
 from pyg_tgl.train.edgebank_run import is_edgebank, run_edgebank, validate_edgebank_config
 from pyg_tgl.train.loop import LOSSES, PRECISIONS, LinkTrainer
 from pyg_tgl.train.schedule import SCHEDULES, VARIANTS, BatchSchedule
@@ -240,13 +240,8 @@ def load_data(cfg: DictConfig, dist: Optional[DistEnv] = None) -> Any:
     if dist is not None and dist.enabled:
         if options.get("cache", True) and options.get("mmap") is None:
             options["mmap"] = True
-        if dist.local_rank != 0:
-            dist.barrier()
-        try:
+        with dist.local_rank_first():
             return _load_dataset(cfg, options)
-        finally:
-            if dist.local_rank == 0:
-                dist.barrier()
     return _load_dataset(cfg, options)
 
 
@@ -317,17 +312,13 @@ class Context:
             # TGL's configs ask for 32 sampler threads; more than the cores only adds contention.
             threads = min(int(self.sampling["num_threads"]), os.cpu_count() or 1)
         if threads is None and self.dist.enabled:
-            from pyg_tgl.train.distributed import worker_threads
             threads = worker_threads(self.dist.local_world_size, None)
         self.sampling["num_threads"] = threads
         self.tcsr = None
         if self.sampling["num_neighbors"]:
             # Built (and cached) by the first rank of a machine, memory-mapped by the others.
-            if self.dist.local_rank != 0:
-                self.dist.barrier()
-            self.tcsr = ds.tcsr(add_reverse=True)
-            if self.dist.local_rank == 0:
-                self.dist.barrier()
+            with self.dist.local_rank_first():
+                self.tcsr = ds.tcsr(add_reverse=True)
         data = ds.data
         n = data.src.numel()
         # Inductive flags for every event id: touches a node never seen in training.
@@ -583,7 +574,6 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
 
 def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv,
          device: torch.device) -> Dict[str, Any]:
-    from pyg_tgl.train.distributed import worker_threads
     main = dist.is_main
     if main:
         if out_dir is None:

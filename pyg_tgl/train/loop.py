@@ -132,7 +132,6 @@ class LinkTrainer:
         self.loss = loss
         self.ties = ties
         self.progress = progress
-        self.precision = precision
         self.dist = dist if dist is not None else DistEnv(device=self.device)
         self.step = LinkStep(model, loss, precision)
         self.train_step = wrap_ddp(self.step, self.dist, self.device, find_unused_parameters)
