@@ -162,24 +162,32 @@ def test_pair_features_count_past_neighbours_by_hand():
     loader = TemporalNeighborLoader(data, [k], strategy="recent", batch_size=4, num_neg=2,
                                     events=slice(6, 10), seed=0, num_threads=1)
     batch = next(iter(loader))
-    got = pair_features(batch)
+    got = pair_features(batch, recency=True)
 
     def recent(node: int, time: float):
         # Undirected history of `node` strictly before `time`, most recent first.
         before = [(float(t[e]), e) for e in range(10) if t[e] < time
                   and node in (int(src[e]), int(dst[e]))]
         before.sort(reverse=True)
-        return [int(dst[e]) if int(src[e]) == node else int(src[e]) for _, e in before[:k]]
+        return [(int(dst[e]) if int(src[e]) == node else int(src[e]), te)
+                for te, e in before[:k]]
+
+    def last_gap(node: int, other: int, time: float) -> float:
+        gaps = [time - te for n, te in recent(node, time) if n == other]
+        return float(np.log1p(min(gaps))) if gaps else 0.0
 
     b = batch.num_events
     cand = batch.root_nodes[b:].tolist()
     for j, v in enumerate(cand):
         i = j % b
         u, time = int(batch.src[i]), float(batch.t[i])
-        c_uv, c_vu = recent(u, time).count(v), recent(v, time).count(u)
-        want = [np.log1p(c_uv), np.log1p(c_vu), float(c_uv > 0), float(c_vu > 0)]
+        c_uv = [n for n, _ in recent(u, time)].count(v)
+        c_vu = [n for n, _ in recent(v, time)].count(u)
+        want = [np.log1p(c_uv), np.log1p(c_vu), float(c_uv > 0), float(c_vu > 0),
+                last_gap(u, v, time), last_gap(v, u, time)]
         assert got[j].tolist() == pytest.approx(want), f"candidate {j} ({u} -> {v})"
     assert got[:b, 2].any(), "the hand-made stream should contain repeated pairs"
+    assert torch.equal(pair_features(batch), got[:, :4])
 
 
 def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):
@@ -201,3 +209,28 @@ def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):
         assert torch.equal(shifted.data.src, raw.data.src)
         assert shifted.split["train"] == raw.split["train"]
         assert shifted.split["test"] == raw.split["test"]
+
+
+def test_accuracy_benchmark_configurations_are_valid():
+    """Every model x data set of ``experiments/bench_accuracy.py`` composes into a configuration
+    the pipeline accepts, with the protocol and the per-model / per-data-set options applied
+    (DySAT's snapshot length scales with the data set's time span)."""
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    try:
+        from experiments import bench_accuracy as bench
+    finally:
+        sys.path.remove(str(root))
+    from pyg_tgl.train.experiment import validate_config
+
+    for data in bench.DATASETS:
+        for model in bench.MODELS:
+            cfg = bench.compose(model, data, 0, [])
+            validate_config(cfg)
+            assert (cfg.train.epoch, cfg.train.batch_size, cfg.train.lr) == (5, 200, 1e-4)
+            assert cfg.eval.memory_carry and cfg.model.gnn.pair_features
+        assert bench.compose("dysat", data, 0, []).model.sampling.duration == \
+            bench.DYSAT_SNAPSHOT_SECONDS[data]
+    assert bench.compose("dysat", "enron", 0, ["model.sampling.duration=10000"]) \
+        .model.sampling.duration == 10000, "explicit options must win over the benchmark's"

@@ -11,7 +11,8 @@ from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, Sn
                                   TemporalAttention)
 from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.memory import MemoryState, MemoryWrites, NodeMemory
-from pyg_tgl.nn.predictors import PAIR_FEATURES, EdgePredictor, pair_features
+from pyg_tgl.nn.predictors import (PAIR_FEATURES, PAIR_RECENCY_FEATURES, EdgePredictor,
+                                   pair_features)
 
 ARCHS = ("transformer_attention", "identity")
 DELIVER_TO = ("self", "neighbors")
@@ -69,7 +70,8 @@ class TemporalGNN(torch.nn.Module):
       (default ``true``: fixed fan-out attention), ``att_score`` (``leaky_relu`` |
       ``scaled_dot``) and ``pair_features`` (default ``false``, not in TGL: the link predictor
       also sees whether each endpoint is among the other's sampled recent neighbours, see
-      :func:`~pyg_tgl.nn.predictors.pair_features` and ``docs/accuracy.md``).
+      :func:`~pyg_tgl.nn.predictors.pair_features` and ``docs/accuracy.md``) with
+      ``pair_recency`` (default ``false``: also the time since the pair's last sampled edge).
 
     Semantics (TGL): a batch first updates the memory of every node it touches from the mails
     already in the mailboxes (previous batches), embeds and scores, and only after the optimizer
@@ -225,8 +227,10 @@ class TemporalGNN(torch.nn.Module):
         # Optional pair term of the predictor (pyg_tgl's addition, docs/accuracy.md): whether
         # each endpoint is among the other's sampled recent neighbours.
         self.pair_features = bool(gnn.get("pair_features", False))
-        self.edge_predictor = EdgePredictor(self.dim_out,
-                                            PAIR_FEATURES if self.pair_features else 0)
+        self.pair_recency = self.pair_features and bool(gnn.get("pair_recency", False))
+        self.edge_predictor = EdgePredictor(
+            self.dim_out, (PAIR_FEATURES + PAIR_RECENCY_FEATURES * self.pair_recency)
+            if self.pair_features else 0)
         self._cache: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
     @staticmethod
@@ -368,7 +372,8 @@ class TemporalGNN(torch.nn.Module):
         """Link logits ``(pos [B], neg [num_neg * B])`` of the batch's events and negatives."""
         h = self.forward(batch)
         b = batch.num_events
-        pair = pair_features(batch).to(h.device) if self.pair_features else None
+        pair = (pair_features(batch, self.pair_recency).to(h.device) if self.pair_features
+                else None)
         pos = self.edge_predictor(h[:b], h[b:2 * b], None if pair is None else pair[:b])
         neg = (self.edge_predictor(h[:b], h[2 * b:], None if pair is None else pair[b:])
                if h.size(0) > 2 * b else h.new_empty(0))

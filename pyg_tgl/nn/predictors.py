@@ -7,11 +7,12 @@ import torch
 from torch import Tensor
 
 
-#: Width of :func:`pair_features`.
+#: Width of :func:`pair_features` (``recency=True`` adds :data:`PAIR_RECENCY_FEATURES`).
 PAIR_FEATURES = 4
+PAIR_RECENCY_FEATURES = 2
 
 
-def pair_features(batch) -> Tensor:
+def pair_features(batch, recency: bool = False) -> Tensor:
     r"""Neighbour co-occurrence of each candidate pair, from the sampled neighbourhoods the model
     already has (DyGFormer's neighbour co-occurrence encoding, Yu et al., `"Towards Better Dynamic
     Graph Learning: New Architecture and Unified Library" <https://arxiv.org/abs/2303.13047>`_,
@@ -22,10 +23,13 @@ def pair_features(batch) -> Tensor:
     snapshot) and ``c_vu`` counts ``u`` among ``v``'s. Sampled edges are strictly earlier than
     the query time, so this reads only the past. Returns ``[(1 + num_neg) * B, 4]``:
     ``[log1p(c_uv), log1p(c_vu), c_uv > 0, c_vu > 0]``, zeros without sampled neighbourhoods.
+    With ``recency``, two more columns ``[log1p(dt_uv), log1p(dt_vu)]``: the time since the most
+    recent of those sampled ``u``-``v`` edges (0 where there is none).
     """
     b = batch.num_events
     cand = batch.root_nodes[b:]
-    out = torch.zeros(cand.numel(), PAIR_FEATURES, dtype=torch.float32, device=cand.device)
+    width = PAIR_FEATURES + (PAIR_RECENCY_FEATURES if recency else 0)
+    out = torch.zeros(cand.numel(), width, dtype=torch.float32, device=cand.device)
     if not batch.blocks or not batch.blocks[-1]:
         return out
     hop = batch.blocks[-1][0]
@@ -36,10 +40,22 @@ def pair_features(batch) -> Tensor:
     nbr = torch.where(idx >= 0, hop.nodes.index_select(0, idx.clamp(min=0).view(-1)).view_as(idx),
                       torch.full_like(idx, -1))
     reps = cand.numel() // b
-    c_uv = (nbr[:b].repeat(reps, 1) == cand.unsqueeze(1)).sum(1)
-    c_vu = (nbr[b:] == batch.src.repeat(reps).unsqueeze(1)).sum(1)
-    c = torch.stack([c_uv, c_vu], dim=1).to(out.dtype)
-    return torch.cat([torch.log1p(c), (c > 0).to(out.dtype)], dim=1)
+    hit_uv = nbr[:b].repeat(reps, 1) == cand.unsqueeze(1)
+    hit_vu = nbr[b:] == batch.src.repeat(reps).unsqueeze(1)
+    c = torch.stack([hit_uv.sum(1), hit_vu.sum(1)], dim=1).to(out.dtype)
+    parts = [torch.log1p(c), (c > 0).to(out.dtype)]
+    if recency:
+        # Edge j of the hop is node position R + j, so dt of a dense slot is dt[idx - R].
+        dt = torch.where(idx >= 0, hop.dt.index_select(0, (idx - hop.num_roots).clamp(min=0)
+                                                       .view(-1)).view_as(idx),
+                         torch.zeros((), dtype=hop.dt.dtype, device=idx.device))
+        inf = torch.tensor(float("inf"), dtype=dt.dtype, device=dt.device)
+        last_uv = torch.where(hit_uv, dt[:b].repeat(reps, 1), inf).amin(1)
+        last_vu = torch.where(hit_vu, dt[b:], inf).amin(1)
+        last = torch.stack([last_uv, last_vu], dim=1)
+        parts.append(torch.where(torch.isinf(last), torch.zeros_like(last),
+                                 torch.log1p(last)).to(out.dtype))
+    return torch.cat(parts, dim=1)
 
 
 class EdgePredictor(torch.nn.Module):
