@@ -214,7 +214,8 @@ def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):
 def test_accuracy_benchmark_configurations_are_valid():
     """Every model x data set of ``experiments/bench_accuracy.py`` composes into a configuration
     the pipeline accepts, with the protocol and the per-model / per-data-set options applied
-    (DySAT's snapshot length scales with the data set's time span)."""
+    (DySAT's snapshot length scales with the data set's time span, TGAT samples recent
+    neighbours)."""
     import sys
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
@@ -232,5 +233,6 @@ def test_accuracy_benchmark_configurations_are_valid():
             assert cfg.eval.memory_carry and cfg.model.gnn.pair_features
         assert bench.compose("dysat", data, 0, []).model.sampling.duration == \
             bench.DYSAT_SNAPSHOT_SECONDS[data]
+        assert bench.compose("tgat", data, 0, []).model.sampling.strategy == "recent"
     assert bench.compose("dysat", "enron", 0, ["model.sampling.duration=10000"]) \
         .model.sampling.duration == 10000, "explicit options must win over the benchmark's"
