@@ -148,7 +148,8 @@ def test_changing_the_future_changes_no_earlier_test_score(tmp_path, pair):
 
 
 def test_pair_features_count_past_neighbours_by_hand():
-    """``pair_features`` against a direct count over the events strictly before each query."""
+    """``pair_features`` against a direct count over the events strictly before each query, on a
+    batch with history and on the stream's first event (no sampled edge at all)."""
     from torch_geometric.data import TemporalData
 
     from pyg_tgl.data.loader import TemporalNeighborLoader
@@ -159,10 +160,6 @@ def test_pair_features_count_past_neighbours_by_hand():
     t = torch.tensor([1., 2., 3., 4., 5., 6., 7., 8., 8., 9.], dtype=torch.float64)
     data = TemporalData(src=src, dst=dst, t=t)
     k = 3
-    loader = TemporalNeighborLoader(data, [k], strategy="recent", batch_size=4, num_neg=2,
-                                    events=slice(6, 10), seed=0, num_threads=1)
-    batch = next(iter(loader))
-    got = pair_features(batch, recency=True)
 
     def recent(node: int, time: float):
         # Undirected history of `node` strictly before `time`, most recent first.
@@ -176,18 +173,26 @@ def test_pair_features_count_past_neighbours_by_hand():
         gaps = [time - te for n, te in recent(node, time) if n == other]
         return float(np.log1p(min(gaps))) if gaps else 0.0
 
-    b = batch.num_events
-    cand = batch.root_nodes[b:].tolist()
-    for j, v in enumerate(cand):
-        i = j % b
-        u, time = int(batch.src[i]), float(batch.t[i])
-        c_uv = [n for n, _ in recent(u, time)].count(v)
-        c_vu = [n for n, _ in recent(v, time)].count(u)
-        want = [np.log1p(c_uv), np.log1p(c_vu), float(c_uv > 0), float(c_vu > 0),
-                last_gap(u, v, time), last_gap(v, u, time)]
-        assert got[j].tolist() == pytest.approx(want), f"candidate {j} ({u} -> {v})"
-    assert got[:b, 2].any(), "the hand-made stream should contain repeated pairs"
-    assert torch.equal(pair_features(batch), got[:, :4])
+    for events in (slice(6, 10), slice(0, 1)):
+        loader = TemporalNeighborLoader(data, [k], strategy="recent", batch_size=4, num_neg=2,
+                                        events=events, seed=0, num_threads=1)
+        batch = next(iter(loader))
+        got = pair_features(batch, recency=True)
+        b = batch.num_events
+        cand = batch.root_nodes[b:].tolist()
+        for j, v in enumerate(cand):
+            i = j % b
+            u, time = int(batch.src[i]), float(batch.t[i])
+            c_uv = [n for n, _ in recent(u, time)].count(v)
+            c_vu = [n for n, _ in recent(v, time)].count(u)
+            want = [np.log1p(c_uv), np.log1p(c_vu), float(c_uv > 0), float(c_vu > 0),
+                    last_gap(u, v, time), last_gap(v, u, time)]
+            assert got[j].tolist() == pytest.approx(want), f"candidate {j} ({u} -> {v})"
+        assert torch.equal(pair_features(batch), got[:, :4])
+        if events.start == 6:
+            assert got[:b, 2].any(), "the hand-made stream should contain repeated pairs"
+        else:
+            assert batch.blocks[-1][0].dt.numel() == 0, "the first event has no history"
 
 
 def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):

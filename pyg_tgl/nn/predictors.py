@@ -45,16 +45,17 @@ def pair_features(batch, recency: bool = False) -> Tensor:
     c = torch.stack([hit_uv.sum(1), hit_vu.sum(1)], dim=1).to(out.dtype)
     parts = [torch.log1p(c), (c > 0).to(out.dtype)]
     if recency:
-        # Edge j of the hop is node position R + j, so dt of a dense slot is dt[idx - R].
-        dt = torch.where(idx >= 0, hop.dt.index_select(0, (idx - hop.num_roots).clamp(min=0)
-                                                       .view(-1)).view_as(idx),
-                         torch.zeros((), dtype=hop.dt.dtype, device=idx.device))
-        inf = torch.tensor(float("inf"), dtype=dt.dtype, device=dt.device)
+        # Edge j of the hop is node position R + j, so dt of a dense slot is dt[idx - R]; empty
+        # slots (and hops without any edge) read an appended infinity.
+        num_edges = hop.dt.numel()
+        dt = torch.cat([hop.dt, hop.dt.new_full((1,), float("inf"))])
+        dt = dt.index_select(0, torch.where(idx >= 0, idx - hop.num_roots, num_edges)
+                             .view(-1)).view_as(idx)
+        inf = dt.new_full((), float("inf"))
         last_uv = torch.where(hit_uv, dt[:b].repeat(reps, 1), inf).amin(1)
         last_vu = torch.where(hit_vu, dt[b:], inf).amin(1)
         last = torch.stack([last_uv, last_vu], dim=1)
-        parts.append(torch.where(torch.isinf(last), torch.zeros_like(last),
-                                 torch.log1p(last)).to(out.dtype))
+        parts.append(torch.log1p(last.masked_fill(torch.isinf(last), 0)).to(out.dtype))
     return torch.cat(parts, dim=1)
 
 
