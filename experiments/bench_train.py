@@ -118,8 +118,10 @@ class Ours:
     """pyg_tgl's model, loader and loop for one model configuration on one data set."""
 
     def __init__(self, data: TemporalData, tcsr: TCSR, name: str, batch_size: int,
-                 precision: str, threads: int, seed: int = 0) -> None:
+                 precision: str, threads: int, seed: int = 0, device: str = "cpu",
+                 sync_timers: bool = True) -> None:
         self.data, self.name, self.batch_size = data, name, batch_size
+        self.device, self.sync_timers = torch.device(device), sync_timers
         self.cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml").model
         self.val_idx, self.test_idx = split_indices(data.t)
         self.tcsr, self.precision, self.threads, self.seed = tcsr, precision, threads, seed
@@ -136,14 +138,15 @@ class Ours:
     def build(self) -> None:
         torch.manual_seed(self.seed)
         self.model = TemporalGNN(self.cfg, self.num_nodes, edge_feat=self.data.msg,
-                                 dropout=0.2, att_dropout=0.2)
+                                 dropout=0.2, att_dropout=0.2).to(self.device)
         self.phases = _Phases()
         _instrument(self.model, self.phases)
         opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         train = slice(0, self.val_idx)
         self.trainer = LinkTrainer(self.model, opt, self.loader(train, self.seed),
-                                   BatchSchedule(train, self.batch_size), progress=False,
-                                   precision=self.precision)
+                                   BatchSchedule(train, self.batch_size), device=self.device,
+                                   progress=False, precision=self.precision,
+                                   sync_timers=self.sync_timers)
 
     def time_epoch(self, max_batches: Optional[int]) -> Dict[str, Any]:
         self.phases.memory = self.phases.forward = 0.0
@@ -196,7 +199,7 @@ def _summary(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
             "time_share": {k: v / total for k, v in split.items()}}
 
 
-def machine() -> Dict[str, Any]:
+def machine(device: str = "cpu") -> Dict[str, Any]:
     cpu = platform.processor() or ""
     try:
         for line in open("/proc/cpuinfo"):
@@ -207,7 +210,9 @@ def machine() -> Dict[str, Any]:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg()),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "device": device,
+            "gpu": (torch.cuda.get_device_name(torch.device(device))
+                    if torch.device(device).type == "cuda" else None)}
 
 
 def bench(args: argparse.Namespace) -> Dict[str, Any]:
@@ -217,14 +222,14 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
     for m in models:
         if m not in MODELS:
             raise SystemExit(f"--models: unknown model {m!r}; expected some of {MODELS}")
-    out: Dict[str, Any] = {"machine": machine(), "args": vars(args), "datasets": {}}
+    out: Dict[str, Any] = {"machine": machine(args.device), "args": vars(args), "datasets": {}}
     for which in [d for d in args.datasets.split(",") if d]:
         data = load_events(which, args.edge_dim, args.max_events)
         tcsr = TCSR.from_data(data, add_reverse=True)
         res: Dict[str, Any] = {"num_events": data.num_events, "runs": {}}
         # TGN: ours (each precision) and the peers, interleaved round by round.
-        ours = {p: Ours(data, tcsr, "tgn", args.batch_size, p, args.sampler_threads)
-                for p in precisions}
+        ours = {p: Ours(data, tcsr, "tgn", args.batch_size, p, args.sampler_threads,
+                        device=args.device) for p in precisions}
         for o in ours.values():  # warm-up: first-touch allocations and lazy inits
             o.time_epoch(3)
         rounds: Dict[str, List[Dict[str, Any]]] = {f"pyg_tgl_tgn_{p}": [] for p in precisions}
@@ -237,7 +242,8 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
                       flush=True)
             for name, fns in peers.items():
                 rounds[name].append(fns["time"](data, batch_size=args.batch_size,
-                                                max_batches=args.max_batches))
+                                                max_batches=args.max_batches,
+                                                device=args.device))
                 print(f"[{which}] round {r}: {name}: "
                       f"{rounds[name][-1]['events_per_second']:.0f} ev/s", flush=True)
         for name, rs in rounds.items():
@@ -246,14 +252,16 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
             for p, o in ours.items():
                 res["runs"][f"pyg_tgl_tgn_{p}"].update(o.train_and_test(args.ap_epochs))
             for name, fns in peers.items():
-                r = fns["run"](data, epochs=args.ap_epochs, batch_size=args.batch_size)
+                r = fns["run"](data, epochs=args.ap_epochs, batch_size=args.batch_size,
+                               device=args.device)
                 res["runs"][name].update({"test_ap": r["test_ap"][-1],
                                           "test_auc": r["test_auc"][-1]})
         # The other models, pyg_tgl alone.
         for m in models:
             if m == "tgn":
                 continue
-            o = Ours(data, tcsr, m, args.batch_size, precisions[0], args.sampler_threads)
+            o = Ours(data, tcsr, m, args.batch_size, precisions[0], args.sampler_threads,
+                     device=args.device)
             o.time_epoch(3)
             rs = [o.time_epoch(args.max_batches) for _ in range(args.rounds_others)]
             res["runs"][f"pyg_tgl_{m}_{precisions[0]}"] = _summary(rs)
@@ -274,7 +282,8 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
 def markdown(out: Dict[str, Any]) -> str:
     m = out["machine"]
     a = out["args"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+    gpu = f" and {m['gpu']} ({m['device']})" if m.get("gpu") else ""
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores{gpu}, torch {m['torch']} "
              f"({m['torch_threads']} threads); load average at start "
              f"{', '.join(f'{x:.2f}' for x in m['load_average'])}, at end "
              f"{', '.join(f'{x:.2f}' for x in m.get('load_average_end', []))}. Batch "
@@ -320,6 +329,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--sampler-threads", type=int, default=1,
                    help="sampler threads (it runs in a background thread beside training)")
+    p.add_argument("--device", default="cpu",
+                   help="where ours and the peers train, e.g. cuda (CUDA synchronises at phase "
+                        "borders for the time split, in ours and the peers alike)")
     p.add_argument("--tag", default="", help="suffix of the result files")
     args = p.parse_args(argv)
     if args.rounds < 1:
