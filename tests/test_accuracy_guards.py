@@ -62,17 +62,18 @@ def shuffle_test_times(rows: np.ndarray, seed: int = 1) -> np.ndarray:
     return out
 
 
-def config(path: Path, tmp: Path, *extra: str):
+def config(path: Path, tmp: Path, *extra: str, model: str = "tgn"):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         return compose(config_name="config", overrides=[
-            "model=tgn", "data=csv", f"data.path={path}", "data.cache=false", "quiet=true",
+            f"model={model}", "data=csv", f"data.path={path}", "data.cache=false", "quiet=true",
             "train.epoch=3", "train.batch_size=100", "train.lr=0.003", "eval.memory_carry=true",
             "eval.num_negatives=1", "hardware.device=cpu", "hardware.num_threads=1",
-            "hardware.sampler_threads=1", "model.memory.dim_out=32", "model.memory.dim_time=32",
-            "model.gnn.dim_out=32", "model.gnn.dim_time=32", *extra])
+            "hardware.sampler_threads=1", "model.gnn.dim_out=32", "model.gnn.dim_time=32",
+            *(["model.memory.dim_out=32", "model.memory.dim_time=32"] if model == "tgn" else []),
+            *extra])
 
 
 def _test_ap(path: Path, tmp: Path, *extra: str) -> float:
@@ -100,11 +101,14 @@ def test_shuffled_test_timestamps_are_refused_or_cost_accuracy(tmp_path):
         f"{ap_shuffled:.3f}): the predictions do not depend on when an event happens")
 
 
-@pytest.mark.parametrize("pair", [False, True])
+@pytest.mark.parametrize("pair", [[], ["model.gnn.pair_features=true"],
+                                  ["model.gnn.pair_history=true",
+                                   "+model.gnn.pair_history_recency=true"]],
+                         ids=["no_pair", "pair_features", "pair_history"])
 def test_changing_the_future_changes_no_earlier_test_score(tmp_path, pair):
     """Events after the first test batches are replaced by random pairs: the scores of the
-    events before them must be bit-identical, those after must change (TGN, with and without
-    the predictor's pair features)."""
+    events before them must be bit-identical, those after must change (TGN, without and with
+    the predictor's pair features or pair history)."""
     from pyg_tgl.train.experiment import Context, build_model, load_data
     from pyg_tgl.train.loop import LinkTrainer
     from pyg_tgl.train.schedule import BatchSchedule
@@ -117,8 +121,7 @@ def test_changing_the_future_changes_no_earlier_test_score(tmp_path, pair):
     changed[cut:, 1] = g.permutation(changed[cut:, 1])
     scores = []
     for name, r in (("a", rows), ("b", changed)):
-        cfg = config(write_csv(tmp_path / f"{name}.csv", r), tmp_path / name,
-                     f"model.gnn.pair_features={str(pair).lower()}")
+        cfg = config(write_csv(tmp_path / f"{name}.csv", r), tmp_path / name, *pair)
         torch.manual_seed(0)
         ds = load_data(cfg)
         ctx = Context(cfg, ds, torch.device("cpu"))
@@ -193,6 +196,89 @@ def test_pair_features_count_past_neighbours_by_hand():
             assert got[:b, 2].any(), "the hand-made stream should contain repeated pairs"
         else:
             assert batch.blocks[-1][0].dt.numel() == 0, "the first event has no history"
+
+
+def test_pair_history_counts_earlier_batches_by_hand():
+    """``PairHistory`` against direct counts over the events of earlier batches, both
+    directions, with the time since the pair's latest event; reset forgets everything."""
+    from pyg_tgl.nn import PairHistory
+
+    g = np.random.default_rng(3)
+    src, dst = g.integers(0, 6, 60), g.integers(0, 6, 60)
+    t = np.sort(g.integers(0, 1000, 60)).astype(np.float64)
+    hist = PairHistory(6, recency=True)
+    for start in range(0, 60, 10):
+        q = slice(start, start + 10)
+        got = hist.features(torch.from_numpy(src[q]), torch.from_numpy(dst[q]),
+                            torch.from_numpy(t[q]))
+        for i in range(start, start + 10):
+            want = []
+            for a, b in ((src[i], dst[i]), (dst[i], src[i])):
+                want.append(np.log1p(np.sum((src[:start] == a) & (dst[:start] == b))))
+            for a, b in ((src[i], dst[i]), (dst[i], src[i])):
+                seen = t[:start][(src[:start] == a) & (dst[:start] == b)]
+                want.append(np.log1p(t[i] - seen.max()) if seen.size else 0.0)
+            assert got[i - start].tolist() == pytest.approx(want), f"event {i}"
+        hist.update(torch.from_numpy(src[q]), torch.from_numpy(dst[q]), torch.from_numpy(t[q]))
+    assert len(hist) == len(set(zip(src.tolist(), dst.tolist())))
+    state = hist.history_state()
+    hist.reset_state()
+    assert len(hist) == 0
+    assert hist.features(torch.tensor([0]), torch.tensor([1]), torch.tensor([5.0])).abs().sum() == 0
+    hist.load_history_state(state)
+    assert torch.equal(hist.keys, state["keys"])
+
+
+def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
+    """Inside ``TemporalGNN`` (memory-less TGAT and TGN): a batch never sees its own events, an
+    epoch leaves every distinct training pair in the store, the next epoch starts empty, and a
+    checkpoint restores the store."""
+    from pyg_tgl.train.experiment import (Context, build_model, load_data, load_model_state,
+                                          model_state)
+    from pyg_tgl.train.loop import LinkTrainer
+    from pyg_tgl.train.schedule import BatchSchedule
+
+    rows = sliding_window_events(num_events=600)
+    for name in ("tgat", "tgn"):
+        cfg = config(write_csv(tmp_path / "s.csv", rows), tmp_path / name,
+                     "model.gnn.pair_history=true", model=name)
+        ds = load_data(cfg)
+        ctx = Context(cfg, ds, torch.device("cpu"))
+        model = build_model(cfg, ds, torch.device("cpu"))
+        train = ctx.split["train"]
+        first = next(iter(ctx.loader(train, 1, "random", 0)))
+        pair = model._pair_input(first, torch.device("cpu"))
+        assert pair.shape[1] == model.edge_predictor.dim_pair
+        assert not pair[:, -2:].any(), "the first batch must not see its own events"
+        trainer = LinkTrainer(model, torch.optim.Adam(model.parameters(), lr=1e-3),
+                              ctx.loader(train, 1, "random", 0),
+                              BatchSchedule(train, 100, "chronological", 1, "offset", seed=0),
+                              device=torch.device("cpu"), progress=False)
+        trainer.train_epoch(0)
+        seen = {(int(s), int(d)) for s, d in rows[train][:, :2]}
+        assert len(model.pair_history) == len(seen)
+        saved = model_state(model)
+        model.reset_state()
+        assert len(model.pair_history) == 0
+        load_model_state(model, saved)
+        assert len(model.pair_history) == len(seen)
+
+
+def test_pair_history_refuses_data_parallel_training():
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from pyg_tgl.nn import TemporalGNN
+    from pyg_tgl.train.loop import LinkTrainer
+    from pyg_tgl.train.schedule import BatchSchedule
+
+    cfg = OmegaConf.load(CONF / "model" / "tgn.yaml").model
+    cfg.gnn.pair_history = True
+    model = TemporalGNN(cfg, 10)
+    with pytest.raises(ValueError, match="pair_history is not supported with data-parallel"):
+        LinkTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), None,
+                    BatchSchedule(torch.arange(5), 5), dist=SimpleNamespace(enabled=True))
 
 
 def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):

@@ -22,6 +22,7 @@ _LAZY = {
     "SnapshotRNN": "pyg_tgl.nn.attention",
     "EdgePredictor": "pyg_tgl.nn.predictors",
     "NodeClassifier": "pyg_tgl.nn.predictors",
+    "PairHistory": "pyg_tgl.nn.pair_history",
     "TemporalGNN": "pyg_tgl.nn.model",
     "EdgeBank": "pyg_tgl.nn.edgebank",
 }

@@ -11,6 +11,7 @@ from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, Sn
                                   TemporalAttention)
 from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.memory import MemoryState, MemoryWrites, NodeMemory
+from pyg_tgl.nn.pair_history import PairHistory
 from pyg_tgl.nn.predictors import (PAIR_FEATURES, PAIR_RECENCY_FEATURES, EdgePredictor,
                                    pair_features)
 
@@ -71,7 +72,10 @@ class TemporalGNN(torch.nn.Module):
       ``scaled_dot``) and ``pair_features`` (default ``false``, not in TGL: the link predictor
       also sees whether each endpoint is among the other's sampled recent neighbours, see
       :func:`~pyg_tgl.nn.predictors.pair_features` and ``docs/accuracy.md``) with
-      ``pair_recency`` (default ``false``: also the time since the pair's last sampled edge).
+      ``pair_recency`` (default ``false``: also the time since the pair's last sampled edge),
+      and ``pair_history`` (default ``false``: the counts of the pair's earlier events over the
+      whole stream, :class:`~pyg_tgl.nn.pair_history.PairHistory`, state reset with the
+      memory; ``pair_history_recency`` adds the time since the latest).
 
     Semantics (TGL): a batch first updates the memory of every node it touches from the mails
     already in the mailboxes (previous batches), embeds and scores, and only after the optimizer
@@ -228,10 +232,16 @@ class TemporalGNN(torch.nn.Module):
         # each endpoint is among the other's sampled recent neighbours.
         self.pair_features = bool(gnn.get("pair_features", False))
         self.pair_recency = self.pair_features and bool(gnn.get("pair_recency", False))
-        self.edge_predictor = EdgePredictor(
-            self.dim_out, (PAIR_FEATURES + PAIR_RECENCY_FEATURES * self.pair_recency)
-            if self.pair_features else 0)
+        # ... and how often the pair interacted over the whole stream so far (state, like memory).
+        self.pair_history: Optional[PairHistory] = (
+            PairHistory(num_nodes, recency=bool(gnn.get("pair_history_recency", False)))
+            if gnn.get("pair_history", False) else None)
+        dim_pair = ((PAIR_FEATURES + PAIR_RECENCY_FEATURES * self.pair_recency)
+                    if self.pair_features else 0)
+        dim_pair += self.pair_history.width if self.pair_history is not None else 0
+        self.edge_predictor = EdgePredictor(self.dim_out, dim_pair)
         self._cache: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+        self._pending_events: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
     @staticmethod
     def _check_feat(name: str, feat: Optional[Tensor], dim: int, rows: Optional[int]) -> int:
@@ -257,10 +267,13 @@ class TemporalGNN(torch.nn.Module):
         self.reset_state()
 
     def reset_state(self) -> None:
-        """Empties memory and mailboxes (start of an epoch)."""
+        """Empties memory, mailboxes and the pair history (start of an epoch)."""
         if self.memory is not None:
             self.memory.reset_state()
+        if self.pair_history is not None:
+            self.pair_history.reset_state()
         self._cache = None
+        self._pending_events = None
 
     def detach(self) -> None:
         """Cuts the memory state from autograd (kept for PyG's loop structure)."""
@@ -372,12 +385,25 @@ class TemporalGNN(torch.nn.Module):
         """Link logits ``(pos [B], neg [num_neg * B])`` of the batch's events and negatives."""
         h = self.forward(batch)
         b = batch.num_events
-        pair = (pair_features(batch, self.pair_recency).to(h.device) if self.pair_features
-                else None)
+        pair = self._pair_input(batch, h.device)
         pos = self.edge_predictor(h[:b], h[b:2 * b], None if pair is None else pair[:b])
         neg = (self.edge_predictor(h[:b], h[2 * b:], None if pair is None else pair[b:])
                if h.size(0) > 2 * b else h.new_empty(0))
         return pos, neg
+
+    def _pair_input(self, batch, device: torch.device) -> Optional[Tensor]:
+        """The predictor's pair term input, ``[(1 + num_neg) * B, dim_pair]`` (``None``
+        without one)."""
+        parts = []
+        if self.pair_features:
+            parts.append(pair_features(batch, self.pair_recency).to(device))
+        if self.pair_history is not None:
+            b = batch.num_events
+            cand = batch.root_nodes[b:]
+            reps = cand.numel() // b if b else 0
+            parts.append(self.pair_history.features(
+                batch.src.repeat(reps), cand, batch.t.repeat(reps)).to(device))
+        return torch.cat(parts, dim=1) if parts else None
 
     @torch.no_grad()
     def memory_writes(self, batch) -> Optional[MemoryWrites]:
@@ -388,6 +414,9 @@ class TemporalGNN(torch.nn.Module):
         that receive its mails), so the writes of consecutive batches, concatenated, equal the
         writes of their union: what data-parallel training relies on.
         """
+        if self.pair_history is not None:
+            # Applied with the memory writes, after the batch was scored.
+            self._pending_events = (batch.src, batch.dst, batch.t)
         if self.memory is None:
             return None
         b = batch.num_events
@@ -443,9 +472,13 @@ class TemporalGNN(torch.nn.Module):
 
     @torch.no_grad()
     def apply_memory_writes(self, writes: Optional[MemoryWrites]) -> None:
-        """Applies :meth:`memory_writes` (a no-op for ``None``)."""
+        """Applies :meth:`memory_writes` (a no-op for ``None``), and adds the batch's events to
+        the pair history."""
         if writes is not None and self.memory is not None:
             self.memory.apply_writes(writes)
+        if self._pending_events is not None:
+            self.pair_history.update(*self._pending_events)
+            self._pending_events = None
 
     @torch.no_grad()
     def update_memory(self, batch) -> None:

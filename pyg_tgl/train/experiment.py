@@ -279,11 +279,15 @@ def build_model(cfg: DictConfig, ds: Any, device: torch.device) -> torch.nn.Modu
 
 
 def model_state(model: torch.nn.Module) -> Dict[str, Any]:
-    """Parameters plus the memory/mailbox state (which lives outside ``state_dict``)."""
+    """Parameters plus the memory/mailbox state and the pair history (which live outside
+    ``state_dict``)."""
     state: Dict[str, Any] = {"params": model.state_dict()}
     memory = getattr(model, "memory", None)
     if memory is not None and hasattr(memory, "memory_state"):
         state["memory"] = memory.memory_state()
+    history = getattr(model, "pair_history", None)
+    if history is not None:
+        state["pair_history"] = history.history_state()
     return state
 
 
@@ -293,6 +297,9 @@ def load_model_state(model: torch.nn.Module, state: Dict[str, Any]) -> None:
     memory = getattr(model, "memory", None)
     if state.get("memory") is not None and memory is not None:
         memory.load_memory_state(state["memory"])
+    history = getattr(model, "pair_history", None)
+    if state.get("pair_history") is not None and history is not None:
+        history.load_history_state(state["pair_history"])
 
 
 class Context:

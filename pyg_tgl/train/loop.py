@@ -133,6 +133,10 @@ class LinkTrainer:
         self.ties = ties
         self.progress = progress
         self.dist = dist if dist is not None else DistEnv(device=self.device)
+        if self.dist.enabled and getattr(model, "pair_history", None) is not None:
+            # Each rank would count only its own slice of the batches.
+            raise ValueError("model.gnn.pair_history is not supported with data-parallel "
+                             "training yet; set model.gnn.pair_history=false or run one process")
         self.step = LinkStep(model, loss, precision)
         self.train_step = wrap_ddp(self.step, self.dist, self.device, find_unused_parameters)
         self._sync: Callable[[], None] = (
