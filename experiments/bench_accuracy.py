@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the peers live in experiments/peers
+    sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "experiments" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
