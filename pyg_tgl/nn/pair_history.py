@@ -94,8 +94,8 @@ class PairHistory(torch.nn.Module):
         # old key moves right by the number of new keys below it, each new key sits after the
         # old keys below it and the new keys before it.
         pos = torch.searchsorted(self.keys, batch_keys)
-        found = pos < self.keys.numel()
-        found[found.clone()] = self.keys.index_select(0, pos[found]) == batch_keys[found]
+        found = (self.keys.index_select(0, pos.clamp(max=self.keys.numel() - 1)) == batch_keys
+                 if self.keys.numel() else torch.zeros_like(batch_keys, dtype=torch.bool))
         old = pos[found]
         # ``old`` holds distinct positions (the batch's keys are distinct).
         self.counts[old] += batch_counts[found]
