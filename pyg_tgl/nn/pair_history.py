@@ -56,13 +56,20 @@ class PairHistory(torch.nn.Module):
     def _key(self, u: Tensor, v: Tensor) -> Tensor:
         return u.to(self.keys.device).long() * self.num_nodes + v.to(self.keys.device).long()
 
+    def _find(self, key: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(pos, hit)``: each key's insertion position in the store and whether it is there."""
+        pos = torch.searchsorted(self.keys, key)
+        if self.keys.numel() == 0:
+            return pos, torch.zeros_like(key, dtype=torch.bool)
+        return pos, self.keys.index_select(0, pos.clamp(max=self.keys.numel() - 1)) == key
+
     def _lookup(self, key: Tensor) -> Tuple[Tensor, Tensor]:
         """``(count, last_t)`` of each key; ``(0, -inf)`` for pairs never seen."""
         if self.keys.numel() == 0:
             return (self.counts.new_zeros(key.shape),
                     self.last_t.new_full(key.shape, float("-inf")))
-        pos = torch.searchsorted(self.keys, key).clamp(max=self.keys.numel() - 1)
-        hit = self.keys.index_select(0, pos) == key
+        pos, hit = self._find(key)
+        pos = pos.clamp(max=self.keys.numel() - 1)
         count = torch.where(hit, self.counts.index_select(0, pos), self.counts.new_zeros(()))
         last = torch.where(hit, self.last_t.index_select(0, pos),
                            self.last_t.new_full((), float("-inf")))
@@ -93,9 +100,7 @@ class PairHistory(torch.nn.Module):
         # Merge two sorted key lists in linear time (no sort of the whole store per batch): each
         # old key moves right by the number of new keys below it, each new key sits after the
         # old keys below it and the new keys before it.
-        pos = torch.searchsorted(self.keys, batch_keys)
-        found = (self.keys.index_select(0, pos.clamp(max=self.keys.numel() - 1)) == batch_keys
-                 if self.keys.numel() else torch.zeros_like(batch_keys, dtype=torch.bool))
+        pos, found = self._find(batch_keys)
         old = pos[found]
         # ``old`` holds distinct positions (the batch's keys are distinct).
         self.counts[old] += batch_counts[found]
