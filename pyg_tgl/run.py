@@ -168,11 +168,13 @@ def main() -> None:
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    from pyg_tgl.train.distributed import env_rank
+    from pyg_tgl.train.distributed import env_rank, exit_without_teardown
     ranks = env_rank()
     if ranks is not None and ranks[0] > 0:
         sys.argv[1:] = _secondary_rank_overrides(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=conf, config_name="config")(task)()
+    if ranks is not None and ranks[1] > 1:  # a torchrun rank that finished its work
+        exit_without_teardown()
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import datetime
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -273,6 +274,26 @@ def _worker(local_rank: int, fn: Callable[..., Any], nprocs: int, port: int,
                        "RANK": str(local_rank), "LOCAL_RANK": str(local_rank),
                        "WORLD_SIZE": str(nprocs), "LOCAL_WORLD_SIZE": str(nprocs)})
     fn(*args)
+    exit_without_teardown()
+
+
+def exit_without_teardown(code: int = 0) -> None:
+    """Ends a finished rank with ``os._exit`` after flushing its output and logs.
+
+    The interpreter's teardown after a data-parallel run aborted now and then (2 CPU cores, gloo:
+    3 of about 120 two-rank runs, one of them in CI; 0 of 70 with this exit): ``terminate called
+    without an active exception``, SIGABRT, with no Python frame left on the stack, i.e. a C++
+    object of the distributed stack (DDP's reducer, gloo's threads) destroyed at exit in an
+    order that kills the process after all of its work was done. Everything a rank produces is
+    written (atomically) before it returns, so skipping that teardown loses nothing.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def launch_local(fn: Callable[..., Any], nprocs: int, args: Tuple[Any, ...] = ()) -> None:
