@@ -103,7 +103,8 @@ def test_shuffled_test_timestamps_are_refused_or_cost_accuracy(tmp_path):
 
 @pytest.mark.parametrize("pair", [[], ["model.gnn.pair_features=true"],
                                   ["model.gnn.pair_history=true",
-                                   "+model.gnn.pair_history_recency=true"]],
+                                   "model.gnn.pair_history_recency=true",
+                                   "model.gnn.pair_history_nodes=true"]],
                          ids=["no_pair", "pair_features", "pair_history"])
 def test_changing_the_future_changes_no_earlier_test_score(tmp_path, pair):
     """Events after the first test batches are replaced by random pairs: the scores of the
@@ -198,15 +199,22 @@ def test_pair_features_count_past_neighbours_by_hand():
             assert batch.blocks[-1][0].dt.numel() == 0, "the first event has no history"
 
 
-def test_pair_history_counts_earlier_batches_by_hand():
+def _since_latest(t: float, earlier: np.ndarray) -> float:
+    return float(np.log1p(t - earlier.max())) if earlier.size else 0.0
+
+
+@pytest.mark.parametrize("nodes", [False, True], ids=["pairs", "pairs_and_nodes"])
+def test_pair_history_counts_earlier_batches_by_hand(nodes):
     """``PairHistory`` against direct counts over the events of earlier batches, both
-    directions, with the time since the pair's latest event; reset forgets everything."""
+    directions, with the time since the pair's latest event, and with ``nodes`` the source's
+    sent and the destination's received counts and the time since each one's latest event;
+    reset forgets everything."""
     from pyg_tgl.nn import PairHistory
 
     g = np.random.default_rng(3)
     src, dst = g.integers(0, 6, 60), g.integers(0, 6, 60)
     t = np.sort(g.integers(0, 1000, 60)).astype(np.float64)
-    hist = PairHistory(6, recency=True)
+    hist = PairHistory(6, recency=True, nodes=nodes)
     for start in range(0, 60, 10):
         q = slice(start, start + 10)
         got = hist.features(torch.from_numpy(src[q]), torch.from_numpy(dst[q]),
@@ -216,8 +224,13 @@ def test_pair_history_counts_earlier_batches_by_hand():
             for a, b in ((src[i], dst[i]), (dst[i], src[i])):
                 want.append(np.log1p(np.sum((src[:start] == a) & (dst[:start] == b))))
             for a, b in ((src[i], dst[i]), (dst[i], src[i])):
-                seen = t[:start][(src[:start] == a) & (dst[:start] == b)]
-                want.append(np.log1p(t[i] - seen.max()) if seen.size else 0.0)
+                want.append(_since_latest(t[i], t[:start][(src[:start] == a) & (dst[:start] == b)]))
+            if nodes:
+                want += [np.log1p(np.sum(src[:start] == src[i])),
+                         np.log1p(np.sum(dst[:start] == dst[i]))]
+                for n in (src[i], dst[i]):
+                    want.append(_since_latest(t[i], t[:start][(src[:start] == n)
+                                                              | (dst[:start] == n)]))
             assert got[i - start].tolist() == pytest.approx(want), f"event {i}"
         hist.update(torch.from_numpy(src[q]), torch.from_numpy(dst[q]), torch.from_numpy(t[q]))
     assert len(hist) == len(set(zip(src.tolist(), dst.tolist())))
@@ -227,6 +240,7 @@ def test_pair_history_counts_earlier_batches_by_hand():
     assert hist.features(torch.tensor([0]), torch.tensor([1]), torch.tensor([5.0])).abs().sum() == 0
     hist.load_history_state(state)
     assert torch.equal(hist.keys, state["keys"])
+    assert torch.equal(hist.node_in, state["node_in"]) and len(hist.node_in) == 6 * nodes
 
 
 def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
@@ -239,9 +253,9 @@ def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
     from pyg_tgl.train.schedule import BatchSchedule
 
     rows = sliding_window_events(num_events=600)
-    for name in ("tgat", "tgn"):
+    for name, extra in (("tgat", []), ("tgn", ["model.gnn.pair_history_nodes=true"])):
         cfg = config(write_csv(tmp_path / "s.csv", rows), tmp_path / name,
-                     "model.gnn.pair_history=true", model=name)
+                     "model.gnn.pair_history=true", *extra, model=name)
         ds = load_data(cfg)
         ctx = Context(cfg, ds, torch.device("cpu"))
         model = build_model(cfg, ds, torch.device("cpu"))
@@ -249,7 +263,8 @@ def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
         first = next(iter(ctx.loader(train, 1, "random", 0)))
         pair = model._pair_input(first, torch.device("cpu"))
         assert pair.shape[1] == model.edge_predictor.dim_pair
-        assert not pair[:, -2:].any(), "the first batch must not see its own events"
+        assert not pair[:, -model.pair_history.width:].any(), \
+            "the first batch must not see its own events"
         trainer = LinkTrainer(model, torch.optim.Adam(model.parameters(), lr=1e-3),
                               ctx.loader(train, 1, "random", 0),
                               BatchSchedule(train, 100, "chronological", 1, "offset", seed=0),
@@ -257,6 +272,8 @@ def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
         trainer.train_epoch(0)
         seen = {(int(s), int(d)) for s, d in rows[train][:, :2]}
         assert len(model.pair_history) == len(seen)
+        if extra:
+            assert model.pair_history.node_out.sum() == len(rows[train])
         saved = model_state(model)
         model.reset_state()
         assert len(model.pair_history) == 0

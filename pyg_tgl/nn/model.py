@@ -75,7 +75,8 @@ class TemporalGNN(torch.nn.Module):
       ``pair_recency`` (default ``false``: also the time since the pair's last sampled edge),
       and ``pair_history`` (default ``false``: the counts of the pair's earlier events over the
       whole stream, :class:`~pyg_tgl.nn.pair_history.PairHistory`, state reset with the
-      memory; ``pair_history_recency`` adds the time since the latest).
+      memory; ``pair_history_recency`` adds the time since the latest, ``pair_history_nodes``
+      each endpoint's event count and the time since its latest event).
 
     Semantics (TGL): a batch first updates the memory of every node it touches from the mails
     already in the mailboxes (previous batches), embeds and scores, and only after the optimizer
@@ -234,7 +235,8 @@ class TemporalGNN(torch.nn.Module):
         self.pair_recency = self.pair_features and bool(gnn.get("pair_recency", False))
         # ... and how often the pair interacted over the whole stream so far (state, like memory).
         self.pair_history: Optional[PairHistory] = (
-            PairHistory(num_nodes, recency=bool(gnn.get("pair_history_recency", False)))
+            PairHistory(num_nodes, recency=bool(gnn.get("pair_history_recency", False)),
+                        nodes=bool(gnn.get("pair_history_nodes", False)))
             if gnn.get("pair_history", False) else None)
         dim_pair = ((PAIR_FEATURES + PAIR_RECENCY_FEATURES * self.pair_recency)
                     if self.pair_features else 0)

@@ -9,6 +9,8 @@ from torch import Tensor
 
 #: Columns of :meth:`PairHistory.features` (``recency=True`` adds as many again).
 PAIR_HISTORY_FEATURES = 2
+#: Columns added by ``nodes=True``.
+NODE_HISTORY_FEATURES = 4
 
 
 class PairHistory(torch.nn.Module):
@@ -20,7 +22,10 @@ class PairHistory(torch.nn.Module):
     sampled recent neighbours; this store remembers it for good. For a candidate ``(u, v)`` at
     time ``t`` :meth:`features` returns ``[log1p(c_uv), log1p(c_vu)]``, the number of earlier
     ``u -> v`` and ``v -> u`` events, and with ``recency`` also ``[log1p(t - t_uv),
-    log1p(t - t_vu)]``, the time since the latest of them (0 where there is none).
+    log1p(t - t_vu)]``, the time since the latest of them (0 where there is none). With ``nodes``
+    it also returns each endpoint's activity, ``[log1p(out_u), log1p(in_v), log1p(t - t_u),
+    log1p(t - t_v)]``: how many events ``u`` sent and ``v`` received so far (the popularity that
+    random negatives lack) and the time since each node's latest event.
 
     Like node memory it is state, not parameters: :meth:`update` adds a batch's events after the
     batch has been scored (so a batch never sees its own events), :meth:`reset_state` empties it.
@@ -30,25 +35,37 @@ class PairHistory(torch.nn.Module):
     Args:
         num_nodes: number of nodes (ids in ``[0, num_nodes)``).
         recency: also return the time since the pair's latest event.
+        nodes: also return the endpoints' degrees and the time since their latest events.
     """
 
-    def __init__(self, num_nodes: int, recency: bool = False) -> None:
+    def __init__(self, num_nodes: int, recency: bool = False, nodes: bool = False) -> None:
         super().__init__()
         if num_nodes <= 0:
             raise ValueError(f"PairHistory: num_nodes must be positive, got {num_nodes}")
         self.num_nodes = int(num_nodes)
         self.recency = bool(recency)
-        self.width = PAIR_HISTORY_FEATURES * (2 if self.recency else 1)
+        self.nodes = bool(nodes)
+        self.width = (PAIR_HISTORY_FEATURES * (2 if self.recency else 1)
+                      + NODE_HISTORY_FEATURES * self.nodes)
         # Non-persistent buffers: they follow .to() but stay out of state_dict (like memory).
         self.register_buffer("keys", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("counts", torch.empty(0), persistent=False)
         self.register_buffer("last_t", torch.empty(0, dtype=torch.float64), persistent=False)
+        # Per node: events sent, events received, time of the latest (only with ``nodes``).
+        size = self.num_nodes if self.nodes else 0
+        self.register_buffer("node_out", torch.zeros(size), persistent=False)
+        self.register_buffer("node_in", torch.zeros(size), persistent=False)
+        self.register_buffer("node_last_t", torch.full((size,), float("-inf"),
+                                                       dtype=torch.float64), persistent=False)
 
     def reset_state(self) -> None:
-        """Forgets every pair."""
+        """Forgets every pair (and node)."""
         self.keys = self.keys[:0]
         self.counts = self.counts[:0]
         self.last_t = self.last_t[:0]
+        self.node_out.zero_()
+        self.node_in.zero_()
+        self.node_last_t.fill_(float("-inf"))
 
     def __len__(self) -> int:
         return int(self.keys.numel())
@@ -80,18 +97,33 @@ class PairHistory(torch.nn.Module):
         (c_uv, t_uv), (c_vu, t_vu) = (self._lookup(self._key(src, dst)),
                                       self._lookup(self._key(dst, src)))
         out = [torch.log1p(torch.stack([c_uv, c_vu], dim=1))]
+        t = t.to(self.last_t.device, torch.float64)
         if self.recency:
-            t = t.to(self.last_t.device, torch.float64)
-            gap = torch.stack([t - t_uv, t - t_vu], dim=1)
-            out.append(torch.log1p(gap.masked_fill(torch.isinf(gap), 0.0).clamp(min=0.0))
-                       .to(self.counts.dtype))
+            out.append(self._log_gap(t, t_uv, t_vu))
+        if self.nodes:
+            u, v = src.to(self.keys.device).long(), dst.to(self.keys.device).long()
+            out.append(torch.log1p(torch.stack([self.node_out[u], self.node_in[v]], dim=1)))
+            out.append(self._log_gap(t, self.node_last_t[u], self.node_last_t[v]))
         return torch.cat(out, dim=1)
+
+    def _log_gap(self, t: Tensor, *last: Tensor) -> Tensor:
+        """``log1p(t - last)`` per column, 0 where there was no earlier event."""
+        gap = torch.stack([t - x for x in last], dim=1)
+        return (torch.log1p(gap.masked_fill(torch.isinf(gap), 0.0).clamp(min=0.0))
+                .to(self.counts.dtype))
 
     @torch.no_grad()
     def update(self, src: Tensor, dst: Tensor, t: Tensor) -> None:
         """Adds the events ``src[i] -> dst[i]`` at ``t[i]``."""
         if src.numel() == 0:
             return
+        if self.nodes:
+            u, v = src.to(self.keys.device).long(), dst.to(self.keys.device).long()
+            self.node_out.index_add_(0, u, self.node_out.new_ones(u.numel()))
+            self.node_in.index_add_(0, v, self.node_in.new_ones(v.numel()))
+            ts = t.to(self.node_last_t.device, torch.float64)
+            self.node_last_t.scatter_reduce_(0, torch.cat([u, v]), torch.cat([ts, ts]),
+                                             reduce="amax")
         batch_keys, inverse = torch.unique(self._key(src, dst), return_inverse=True)
         batch_counts = self.counts.new_zeros(batch_keys.numel()).index_add_(
             0, inverse, self.counts.new_ones(inverse.numel()))
@@ -125,13 +157,18 @@ class PairHistory(torch.nn.Module):
     def history_state(self) -> Dict[str, Tensor]:
         """A copy of the store (for checkpoints)."""
         return {"keys": self.keys.clone(), "counts": self.counts.clone(),
-                "last_t": self.last_t.clone()}
+                "last_t": self.last_t.clone(), "node_out": self.node_out.clone(),
+                "node_in": self.node_in.clone(), "node_last_t": self.node_last_t.clone()}
 
     def load_history_state(self, state: Dict[str, Tensor]) -> None:
         """Inverse of :meth:`history_state`."""
         self.keys = state["keys"].to(self.keys.device)
         self.counts = state["counts"].to(self.counts.device)
         self.last_t = state["last_t"].to(self.last_t.device)
+        for name in ("node_out", "node_in", "node_last_t"):
+            if name in state:  # absent in checkpoints written before node features existed
+                setattr(self, name, state[name].to(getattr(self, name).device))
 
     def extra_repr(self) -> str:
-        return f"num_nodes={self.num_nodes}, recency={self.recency}, pairs={len(self)}"
+        return (f"num_nodes={self.num_nodes}, recency={self.recency}, nodes={self.nodes}, "
+                f"pairs={len(self)}")
