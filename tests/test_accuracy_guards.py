@@ -281,23 +281,6 @@ def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
         assert len(model.pair_history) == len(seen)
 
 
-def test_pair_history_refuses_data_parallel_training():
-    from types import SimpleNamespace
-
-    from omegaconf import OmegaConf
-
-    from pyg_tgl.nn import TemporalGNN
-    from pyg_tgl.train.loop import LinkTrainer
-    from pyg_tgl.train.schedule import BatchSchedule
-
-    cfg = OmegaConf.load(CONF / "model" / "tgn.yaml").model
-    cfg.gnn.pair_history = True
-    model = TemporalGNN(cfg, 10)
-    with pytest.raises(ValueError, match="pair_history is not supported with data-parallel"):
-        LinkTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), None,
-                    BatchSchedule(torch.arange(5), 5), dist=SimpleNamespace(enabled=True))
-
-
 def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):
     """``time_shift`` moves Unix times to start at 0 (JODIE's projection and a fresh node's first
     memory update assume it) without changing order or split; cached builds of the shifted and

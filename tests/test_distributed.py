@@ -65,6 +65,8 @@ def _assert_same_run(one: Path, two: Path, tol: float) -> None:
     assert _max_diff(model1["params"], model2["params"]) <= tol
     if "memory" in model1:
         assert _max_diff(model1["memory"], model2["memory"]) <= tol
+    if model1.get("pair_history") is not None:  # counts of the whole stream, exactly
+        assert _max_diff(model1["pair_history"], model2["pair_history"]) == 0
     for split in ("val", "test"):
         for key in ("ap", "auc", "mrr", "loss"):
             assert m1[split][key] == pytest.approx(m2[split][key], abs=tol), (split, key)
@@ -140,6 +142,9 @@ def test_ddp_options_are_checked():
     # parameters unused on every rank (DDP must then leave their gradients unset, as one process
     # does). Recent sampling: uniform draws depend on a root's position in its batch.
     ("dysat", ["model.sampling.strategy=recent", "model.sampling.duration=3000"]),
+    # Pair and node history: each rank's store must count the whole global batch.
+    ("tgn", ["model.gnn.pair_history=true", "model.gnn.pair_history_recency=true",
+             "model.gnn.pair_history_nodes=true"]),
 ])
 def test_two_ranks_equal_one_process_with_the_doubled_batch(model, options, tmp_path):
     # One epoch of 9 steps, the last one split unevenly (11 events: 6 + 5). float64, see

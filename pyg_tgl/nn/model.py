@@ -243,7 +243,10 @@ class TemporalGNN(torch.nn.Module):
         dim_pair += self.pair_history.width if self.pair_history is not None else 0
         self.edge_predictor = EdgePredictor(self.dim_out, dim_pair)
         self._cache: Optional[Tuple[Tensor, Tensor, Tensor]] = None
-        self._pending_events: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+        #: ``(src, dst, t)`` of the batch passed to :meth:`memory_writes`, added to the pair
+        #: history by :meth:`apply_memory_writes`; data-parallel training replaces it with all
+        #: ranks' events (``LinkTrainer``), as it does the memory writes.
+        self.pending_events: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
     @staticmethod
     def _check_feat(name: str, feat: Optional[Tensor], dim: int, rows: Optional[int]) -> int:
@@ -275,7 +278,7 @@ class TemporalGNN(torch.nn.Module):
         if self.pair_history is not None:
             self.pair_history.reset_state()
         self._cache = None
-        self._pending_events = None
+        self.pending_events = None
 
     def detach(self) -> None:
         """Cuts the memory state from autograd (kept for PyG's loop structure)."""
@@ -418,7 +421,7 @@ class TemporalGNN(torch.nn.Module):
         """
         if self.pair_history is not None:
             # Applied with the memory writes, after the batch was scored.
-            self._pending_events = (batch.src, batch.dst, batch.t)
+            self.pending_events = (batch.src, batch.dst, batch.t)
         if self.memory is None:
             return None
         b = batch.num_events
@@ -478,9 +481,9 @@ class TemporalGNN(torch.nn.Module):
         the pair history."""
         if writes is not None and self.memory is not None:
             self.memory.apply_writes(writes)
-        if self._pending_events is not None:
-            self.pair_history.update(*self._pending_events)
-            self._pending_events = None
+        if self.pending_events is not None:
+            self.pair_history.update(*self.pending_events)
+            self.pending_events = None
 
     @torch.no_grad()
     def update_memory(self, batch) -> None:

@@ -133,10 +133,6 @@ class LinkTrainer:
         self.ties = ties
         self.progress = progress
         self.dist = dist if dist is not None else DistEnv(device=self.device)
-        if self.dist.enabled and getattr(model, "pair_history", None) is not None:
-            # Each rank would count only its own slice of the batches.
-            raise ValueError("model.gnn.pair_history is not supported with data-parallel "
-                             "training yet; set model.gnn.pair_history=false or run one process")
         self.step = LinkStep(model, loss, precision)
         self.train_step = wrap_ddp(self.step, self.dist, self.device, find_unused_parameters)
         self._sync: Callable[[], None] = (
@@ -154,8 +150,15 @@ class LinkTrainer:
 
     def _exchange(self, writes: Any) -> Any:
         """All ranks' memory writes of this step, in rank order (this rank's alone when not
-        distributed)."""
-        return gather_writes(self.dist, writes) if self.dist.enabled else writes
+        distributed); the model's pending pair-history events likewise, so that every rank's
+        store counts the whole batch."""
+        if not self.dist.enabled:
+            return writes
+        events = getattr(self.model, "pending_events", None)
+        if events is not None:
+            (src, dst, t), = self.dist.all_gather_cat([list(events)])
+            self.model.pending_events = (src, dst, t)
+        return gather_writes(self.dist, writes)
 
     def train_epoch(self, epoch: int, max_batches: Optional[int] = None) -> Dict[str, Any]:
         """Runs one training epoch: memory reset, then the epoch's batches of the schedule.
