@@ -281,7 +281,7 @@ def exit_without_teardown(code: int = 0) -> None:
     """Ends a finished rank with ``os._exit`` after flushing its output and logs.
 
     The interpreter's teardown after a data-parallel run aborted now and then (2 CPU cores, gloo:
-    3 of about 120 two-rank runs, one of them in CI; 0 of 70 with this exit): ``terminate called
+    3 of about 120 two-rank runs, one of them in CI; 0 of 80 with this exit): ``terminate called
     without an active exception``, SIGABRT, with no Python frame left on the stack, i.e. a C++
     object of the distributed stack (DDP's reducer, gloo's threads) destroyed at exit in an
     order that kills the process after all of its work was done. Everything a rank produces is
