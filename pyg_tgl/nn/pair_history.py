@@ -70,8 +70,13 @@ class PairHistory(torch.nn.Module):
     def __len__(self) -> int:
         return int(self.keys.numel())
 
+    def _ids(self, *nodes: Tensor) -> Tuple[Tensor, ...]:
+        """Node ids as ``long`` on the store's device."""
+        return tuple(n.to(self.keys.device).long() for n in nodes)
+
     def _key(self, u: Tensor, v: Tensor) -> Tensor:
-        return u.to(self.keys.device).long() * self.num_nodes + v.to(self.keys.device).long()
+        u, v = self._ids(u, v)
+        return u * self.num_nodes + v
 
     def _find(self, key: Tensor) -> Tuple[Tensor, Tensor]:
         """``(pos, hit)``: each key's insertion position in the store and whether it is there."""
@@ -101,7 +106,7 @@ class PairHistory(torch.nn.Module):
         if self.recency:
             out.append(self._log_gap(t, t_uv, t_vu))
         if self.nodes:
-            u, v = src.to(self.keys.device).long(), dst.to(self.keys.device).long()
+            u, v = self._ids(src, dst)
             out.append(torch.log1p(torch.stack([self.node_out[u], self.node_in[v]], dim=1)))
             out.append(self._log_gap(t, self.node_last_t[u], self.node_last_t[v]))
         return torch.cat(out, dim=1)
@@ -118,7 +123,7 @@ class PairHistory(torch.nn.Module):
         if src.numel() == 0:
             return
         if self.nodes:
-            u, v = src.to(self.keys.device).long(), dst.to(self.keys.device).long()
+            u, v = self._ids(src, dst)
             self.node_out.index_add_(0, u, self.node_out.new_ones(u.numel()))
             self.node_in.index_add_(0, v, self.node_in.new_ones(v.numel()))
             ts = t.to(self.node_last_t.device, torch.float64)
