@@ -75,7 +75,7 @@ class PairHistory(torch.nn.Module):
         return tuple(n.to(self.keys.device).long() for n in nodes)
 
     def _key(self, u: Tensor, v: Tensor) -> Tensor:
-        u, v = self._ids(u, v)
+        """Store keys of the pairs ``(u[i], v[i])`` (ids from :meth:`_ids`)."""
         return u * self.num_nodes + v
 
     def _find(self, key: Tensor) -> Tuple[Tensor, Tensor]:
@@ -99,14 +99,13 @@ class PairHistory(torch.nn.Module):
 
     def features(self, src: Tensor, dst: Tensor, t: Tensor) -> Tensor:
         """``[n, width]`` features of the pairs ``(src[i], dst[i])`` queried at ``t[i]``."""
-        (c_uv, t_uv), (c_vu, t_vu) = (self._lookup(self._key(src, dst)),
-                                      self._lookup(self._key(dst, src)))
+        u, v = self._ids(src, dst)
+        (c_uv, t_uv), (c_vu, t_vu) = self._lookup(self._key(u, v)), self._lookup(self._key(v, u))
         out = [torch.log1p(torch.stack([c_uv, c_vu], dim=1))]
         t = t.to(self.last_t.device, torch.float64)
         if self.recency:
             out.append(self._log_gap(t, t_uv, t_vu))
         if self.nodes:
-            u, v = self._ids(src, dst)
             out.append(torch.log1p(torch.stack([self.node_out[u], self.node_in[v]], dim=1)))
             out.append(self._log_gap(t, self.node_last_t[u], self.node_last_t[v]))
         return torch.cat(out, dim=1)
@@ -122,18 +121,18 @@ class PairHistory(torch.nn.Module):
         """Adds the events ``src[i] -> dst[i]`` at ``t[i]``."""
         if src.numel() == 0:
             return
+        u, v = self._ids(src, dst)
+        t = t.to(self.last_t.device, torch.float64)
         if self.nodes:
-            u, v = self._ids(src, dst)
             self.node_out.index_add_(0, u, self.node_out.new_ones(u.numel()))
             self.node_in.index_add_(0, v, self.node_in.new_ones(v.numel()))
-            ts = t.to(self.node_last_t.device, torch.float64)
-            self.node_last_t.scatter_reduce_(0, torch.cat([u, v]), torch.cat([ts, ts]),
+            self.node_last_t.scatter_reduce_(0, torch.cat([u, v]), torch.cat([t, t]),
                                              reduce="amax")
-        batch_keys, inverse = torch.unique(self._key(src, dst), return_inverse=True)
+        batch_keys, inverse = torch.unique(self._key(u, v), return_inverse=True)
         batch_counts = self.counts.new_zeros(batch_keys.numel()).index_add_(
             0, inverse, self.counts.new_ones(inverse.numel()))
         batch_last = self.last_t.new_full((batch_keys.numel(),), float("-inf")).scatter_reduce_(
-            0, inverse, t.to(self.last_t.device, torch.float64), reduce="amax")
+            0, inverse, t, reduce="amax")
         # Merge two sorted key lists in linear time (no sort of the whole store per batch): each
         # old key moves right by the number of new keys below it, each new key sits after the
         # old keys below it and the new keys before it.
