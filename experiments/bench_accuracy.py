@@ -26,6 +26,8 @@ Usage (from the repository root)::
         --tag lr1e-3 --set train.lr=0.001                                  # one ablation row
     python -m experiments.bench_accuracy --batch-size 600 --set schedule=random_chunk \
         --tag bs600_chunk --models tgn                                     # the batch-600 goal
+    python -m experiments.bench_accuracy --data travian --models tgat --work-dir runs/
+                                           # hours-long runs: rerun the same command to resume
 """
 from __future__ import annotations
 
@@ -101,14 +103,24 @@ def data_overrides(model: str, data: str) -> List[str]:
 
 
 def run_pyg_tgl(model: str, data: str, seed: int, overrides: Sequence[str] = (),
-                threads: int = 1) -> Dict[str, Any]:
-    """Trains and tests one of pyg_tgl's models; returns the row of the results file."""
+                threads: int = 1, out_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Trains and tests one of pyg_tgl's models; returns the row of the results file.
+
+    With ``out_dir`` the run keeps its outputs (checkpoints after every epoch) there and, when an
+    earlier call was killed, resumes from its last checkpoint, so an hours-long run loses at most
+    one epoch; without it they go to a temporary folder."""
     from pyg_tgl.train.experiment import run_experiment
-    cfg = compose(model, data, seed, [f"hardware.num_threads={threads}",
-                                      f"hardware.sampler_threads={threads}", *overrides])
+    options = [f"hardware.num_threads={threads}", f"hardware.sampler_threads={threads}",
+               *overrides]
+    if out_dir is not None and (out_dir / "checkpoints" / "last.pt").is_file():
+        options.append("resume=true")
+        print(f"{data} {model} seed {seed}: resuming from {out_dir}", flush=True)
+    cfg = compose(model, data, seed, options)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _row(run_experiment(cfg, out_dir, progress=False))
     with tempfile.TemporaryDirectory(prefix="bench_acc_") as tmp:
-        res = run_experiment(cfg, Path(tmp), progress=False)
-    return _row(res)
+        return _row(run_experiment(cfg, Path(tmp), progress=False))
 
 
 def _row(res: Dict[str, Any]) -> Dict[str, Any]:
@@ -183,6 +195,14 @@ def run_peer(peer: str, data: str, seed: int, neg_range: str = "dst",
     return {"test_ap": res["test_ap"][-1], "test_auc": res["test_auc"][-1],
             "val_ap_per_epoch": res.get("val_ap"), "test_ap_per_epoch": res.get("test_ap"),
             "seconds_per_epoch": secs, "neg_range": neg_range, "path": "peers", **extra}
+
+
+def _work_dir(root: Optional[Path], key: Dict[str, Any]) -> Optional[Path]:
+    """The output folder of one run under ``--work-dir`` (None without it)."""
+    if root is None:
+        return None
+    return root / "-".join(str(p) for p in (key["data"], key["model"], key["tag"] or "default",
+                                            f"seed{key['seed']}"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,6 +317,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="neighbour edge_index of the tgm_tgn peer: TGM's [seed, neighbour] or "
                         "PyG's [neighbour, seed] (tag the rows with --tag)")
     p.add_argument("--force", action="store_true", help="repeat runs already in the JSON")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="keep each pyg_tgl run's outputs in WORK_DIR/<data>-<model>-<tag>-seed<N> "
+                        "and resume an interrupted run from its last epoch")
     args = p.parse_args(argv)
     for m in args.models:
         if m not in MODELS + PEERS:
@@ -318,7 +341,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         continue
                     t0 = time.perf_counter()
                     try:
-                        row = run_pyg_tgl(model, data, seed, overrides, args.threads) \
+                        row = run_pyg_tgl(model, data, seed, overrides, args.threads,
+                                          _work_dir(args.work_dir, key)) \
                             if model in MODELS else run_peer(model, data, seed, neg,
                                                              args.threads, args.tgm_orientation)
                     except (RuntimeError, ValueError, FileNotFoundError) as e:

@@ -302,18 +302,24 @@ def test_time_shift_starts_at_zero_and_keeps_the_split(tmp_path):
         assert shifted.split["test"] == raw.split["test"]
 
 
+def _bench_module():
+    """``experiments/bench_accuracy.py`` (the repository root is not on the test path)."""
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    try:
+        from experiments import bench_accuracy
+    finally:
+        sys.path.remove(str(root))
+    return bench_accuracy
+
+
 def test_accuracy_benchmark_configurations_are_valid():
     """Every model x data set of ``experiments/bench_accuracy.py`` composes into a configuration
     the pipeline accepts, with the protocol and the per-model / per-data-set options applied
     (DySAT's snapshot length scales with the data set's time span, TGAT samples recent
     neighbours)."""
-    import sys
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    try:
-        from experiments import bench_accuracy as bench
-    finally:
-        sys.path.remove(str(root))
+    bench = _bench_module()
     from pyg_tgl.train.experiment import validate_config
 
     for data in bench.DATASETS:
@@ -327,3 +333,32 @@ def test_accuracy_benchmark_configurations_are_valid():
         assert bench.compose("tgat", data, 0, []).model.sampling.strategy == "recent"
     assert bench.compose("dysat", "enron", 0, ["model.sampling.duration=10000"]) \
         .model.sampling.duration == 10000, "explicit options must win over the benchmark's"
+
+
+def test_accuracy_benchmark_resumes_an_interrupted_run(tmp_path, monkeypatch):
+    """``--work-dir``: a benchmark run killed after its first epoch is continued by the next call
+    from that epoch's checkpoint (it trains only the missing epoch) and reports exactly the row
+    of an uninterrupted run."""
+    from pyg_tgl.train.loop import LinkTrainer
+    bench = _bench_module()
+    path = write_csv(tmp_path / "events.csv", sliding_window_events(num_events=1500))
+    options = [f"data.path={path}", "data.cache=false", "train.epoch=2", "train.batch_size=100",
+               "eval.num_negatives=5", "model.gnn.dim_out=16", "model.gnn.dim_time=16"]
+    uninterrupted = bench.run_pyg_tgl("tgat", "csv", 0, options, out_dir=tmp_path / "full")
+
+    trained_epochs = []
+    train_epoch = LinkTrainer.train_epoch
+
+    def killed_in_second_epoch(self, epoch, *args, **kwargs):
+        trained_epochs.append(epoch)
+        if epoch == 1 and len(trained_epochs) == 2:
+            raise KeyboardInterrupt  # the run dies after epoch 0 was checkpointed
+        return train_epoch(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(LinkTrainer, "train_epoch", killed_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_pyg_tgl("tgat", "csv", 0, options, out_dir=tmp_path / "killed")
+    resumed = bench.run_pyg_tgl("tgat", "csv", 0, options, out_dir=tmp_path / "killed")
+    assert trained_epochs == [0, 1, 1], f"the rerun trained epochs {trained_epochs[2:]}, not [1]"
+    for key in ("test_ap", "test_auc", "test_mrr", "val_ap_per_epoch", "best_epoch"):
+        assert resumed[key] == uninterrupted[key], key
