@@ -107,6 +107,32 @@ def test_protocols_early_stopping_and_outputs(tmp_path):
     assert emb["nodes"].tolist() == [3, 1] and emb["embeddings"].shape == (2, 100)
 
 
+def test_eval_batch_size_changes_the_evaluation_only(tmp_path, monkeypatch):
+    """``eval.batch_size``: null and the training batch size are the same run; a smaller one
+    batches validation, replay and test by that size, trains identically (same losses) and
+    scores the test with fresher memory (other scores)."""
+    import pyg_tgl.data.loader as loader_module
+    sizes = []
+
+    class RecordingLoader(loader_module.TemporalNeighborLoader):
+        def __init__(self, *args, **kwargs):
+            sizes.append(kwargs["batch_size"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(loader_module, "TemporalNeighborLoader", RecordingLoader)
+    base = [*SMALL, "model=jodie", "train.epoch=1"]
+    default = run_experiment(cfg_of(*base), tmp_path / "default", progress=False)
+    same = run_experiment(cfg_of(*base, "eval.batch_size=200"), tmp_path / "same", progress=False)
+    sizes.clear()
+    fine = run_experiment(cfg_of(*base, "eval.batch_size=50"), tmp_path / "fine", progress=False)
+    # train, val, test, replay of train and val (TGL's protocol resets memory before the test)
+    assert sizes == [200, 50, 50, 50, 50]
+    assert _without_times(same) == _without_times(default)
+    assert _test_metrics(same) == _test_metrics(default)
+    assert [e["loss"] for e in fine["epochs"]] == [e["loss"] for e in default["epochs"]]
+    assert _test_metrics(fine)["ap"] != _test_metrics(default)["ap"]
+
+
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, monkeypatch):
     real_evaluate = loop.LinkTrainer.evaluate
 
@@ -129,6 +155,7 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, monk
     (["eval.neg_sampling=hist"], r"eval.neg_sampling='hist'.*'historical'"),
     (["task.name=graph"], r"task.name='graph'.*\['link', 'node'\]"),
     (["train.batch_size=0"], r"train.batch_size=0: expected an integer >= 1"),
+    (["eval.batch_size=0"], r"eval.batch_size=0: expected an integer >= 1"),
 ])
 def test_bad_options_one_clear_line(overrides, match):
     with pytest.raises(ConfigError, match=match) as info:

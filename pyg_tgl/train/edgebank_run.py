@@ -158,12 +158,12 @@ def edgebank_metrics(cfg: DictConfig, ctx: Any) -> Dict[str, Any]:
     ties = str(cfg.eval.ties)
     # The learned models' loaders, seeds and negative counts (train_link).
     val_loader = ctx.loader(split["val"], int(cfg.eval.val_num_negatives),
-                            cfg.eval.neg_sampling, seed + 1)
+                            cfg.eval.neg_sampling, seed + 1, ctx.eval_batch_size)
     val = _evaluate(bank, val_loader, ctx.inductive, ties, ctx.device)
     if mode == "time_window":
         bank.time_window = windows["test"]
     test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
-                             seed + 2)
+                             seed + 2, ctx.eval_batch_size)
     test = _evaluate(bank, test_loader, ctx.inductive, ties, ctx.device)
     log.info("edgebank (%s%s): val ap %.4f | test ap %.4f auc %.4f mrr %.4f (k=%d) | "
              "inductive ap %s", mode,

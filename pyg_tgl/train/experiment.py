@@ -102,6 +102,7 @@ def validate_config(cfg: DictConfig) -> None:
     _positive_int(cfg, "train.batch_size", 1)
     _positive_int(cfg, "train.num_negatives", 1)
     _positive_int(cfg, "eval.num_negatives", 1)
+    _positive_int(cfg, "eval.batch_size", 1, allow_none=True)
     _positive_int(cfg, "eval.val_num_negatives", 1)
     _positive_int(cfg, "train.max_events", 3, allow_none=True)
     _positive_int(cfg, "train.patience", 0)
@@ -340,6 +341,11 @@ class Context:
         """Events per step over all ranks: ``train.batch_size`` is per rank, as in TGL."""
         return int(self.cfg.train.batch_size) * self.dist.world_size
 
+    @property
+    def eval_batch_size(self) -> int:
+        """Events per evaluation step over all ranks: ``eval.batch_size``, or the training one."""
+        return int(_get(self.cfg, "eval.batch_size", None) or self.global_batch_size)
+
     def loader(self, events: slice, num_neg: int, neg_sampling: str, seed: int,
                batch_size: Optional[int] = None) -> Any:
         """A loader over ``events`` whose batches are global (``batch_size`` is global, default
@@ -428,7 +434,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     # Evaluation loaders restart from the same generator state at every pass, so every epoch is
     # validated against the same negatives (and a resumed run sees the same ones).
     val_loader = ctx.loader(split["val"], int(cfg.eval.val_num_negatives), cfg.eval.neg_sampling,
-                            seed + 1)
+                            seed + 1, ctx.eval_batch_size)
     val_init = val_loader.state_dict()
     trainer = LinkTrainer(model, optimizer, train_loader, schedule, device=ctx.device,
                           loss=cfg.train.loss, ties=cfg.eval.ties, progress=progress,
@@ -518,12 +524,12 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                                    if main else None)
     load_model_state(model, chosen["model"])
     test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
-                             seed + 2)
+                             seed + 2, ctx.eval_batch_size)
     t0 = time.perf_counter()
     if not cfg.eval.memory_carry:
         trainer.reset_state()
         for part in ("train", "val"):
-            replay = ctx.loader(split[part], 1, "random", seed + 3)
+            replay = ctx.loader(split[part], 1, "random", seed + 3, ctx.eval_batch_size)
             trainer.evaluate(replay, desc=f"replay {part}", score=False)
     test = trainer.evaluate(test_loader, ctx.inductive, desc="test")
     test["time"] = time.perf_counter() - t0
