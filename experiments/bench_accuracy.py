@@ -103,16 +103,17 @@ def data_overrides(model: str, data: str) -> List[str]:
 
 
 def run_pyg_tgl(model: str, data: str, seed: int, overrides: Sequence[str] = (),
-                threads: int = 1, out_dir: Optional[Path] = None) -> Dict[str, Any]:
+                threads: int = 1, out_dir: Optional[Path] = None,
+                resume: bool = True) -> Dict[str, Any]:
     """Trains and tests one of pyg_tgl's models; returns the row of the results file.
 
     With ``out_dir`` the run keeps its outputs (checkpoints after every epoch) there and, when an
-    earlier call was killed, resumes from its last checkpoint, so an hours-long run loses at most
-    one epoch; without it they go to a temporary folder."""
+    earlier call was killed, resumes from its last checkpoint (unless ``resume`` is false), so an
+    hours-long run loses at most one epoch; without it they go to a temporary folder."""
     from pyg_tgl.train.experiment import run_experiment
     options = [f"hardware.num_threads={threads}", f"hardware.sampler_threads={threads}",
                *overrides]
-    if out_dir is not None and (out_dir / "checkpoints" / "last.pt").is_file():
+    if resume and out_dir is not None and (out_dir / "checkpoints" / "last.pt").is_file():
         options.append("resume=true")
         print(f"{data} {model} seed {seed}: resuming from {out_dir}", flush=True)
     cfg = compose(model, data, seed, options)
@@ -316,7 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    choices=["seed_to_nbr", "nbr_to_seed"],
                    help="neighbour edge_index of the tgm_tgn peer: TGM's [seed, neighbour] or "
                         "PyG's [neighbour, seed] (tag the rows with --tag)")
-    p.add_argument("--force", action="store_true", help="repeat runs already in the JSON")
+    p.add_argument("--force", action="store_true",
+                   help="repeat runs already in the JSON (from scratch, also under --work-dir)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="keep each pyg_tgl run's outputs in WORK_DIR/<data>-<model>-<tag>-seed<N> "
                         "and resume an interrupted run from its last epoch")
@@ -342,7 +344,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     t0 = time.perf_counter()
                     try:
                         row = run_pyg_tgl(model, data, seed, overrides, args.threads,
-                                          _work_dir(args.work_dir, key)) \
+                                          _work_dir(args.work_dir, key), not args.force) \
                             if model in MODELS else run_peer(model, data, seed, neg,
                                                              args.threads, args.tgm_orientation)
                     except (RuntimeError, ValueError, FileNotFoundError) as e:
