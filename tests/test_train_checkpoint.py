@@ -103,9 +103,10 @@ def test_sweep_summary_aggregates_over_seeds(tmp_path, capsys):
     assert float(rows["tgn"]["test_ap_std"]) == pytest.approx(np.std([0.90, 0.94], ddof=1))
     assert rows["tgn"]["runs"] == "2" and rows["tgn"]["seeds"] == "0,1"
     assert rows["tgat"]["runs"] == "1" and rows["tgat"]["incomplete"] == "1"
-    assert float(rows["tgat"]["test_ap_std"]) == 0.0
+    assert rows["tgat"]["test_ap_std"] == ""  # one run: no spread to report
     md = md_path.read_text()
     assert "| model |" in md and "0.9200 ± 0.0283" in md
+    assert "| 0.7000 |" in md and "0.7000 ±" not in md
     # An override shared by every row is stated once, not as a column.
     assert "Common to all rows: `train.epoch=1`" in md and "| train.epoch" not in md
     assert rows["tgn"]["train.epoch"] == "1"  # the CSV keeps every column

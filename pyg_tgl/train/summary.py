@@ -52,10 +52,11 @@ def _lookup(d: Dict[str, Any], path: Tuple[str, ...]) -> Optional[float]:
     return None
 
 
-def _mean_std(xs: List[float]) -> Tuple[float, float]:
+def _mean_std(xs: List[float]) -> Tuple[float, Optional[float]]:
+    """Mean and sample standard deviation; no deviation from a single run (not 0: unknown)."""
     m = sum(xs) / len(xs)
     if len(xs) < 2:
-        return m, 0.0
+        return m, None
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
@@ -176,7 +177,8 @@ def write_summary(sweep_dir: Union[str, Path]) -> Tuple[Path, Path]:
         cells = [_fmt(row.get(k)) for k in keys]
         for m in metric_names:
             mean, std = row.get(f"{m}_mean"), row.get(f"{m}_std")
-            cells.append("" if mean is None else f"{mean:.4f} ± {std:.4f}")
+            cells.append("" if mean is None else f"{mean:.4f}" if std is None
+                         else f"{mean:.4f} ± {std:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     md_path = sweep_dir / "summary.md"
     md_path.write_text("\n".join(lines) + "\n")
