@@ -240,14 +240,10 @@ def _record(row: Dict[str, Any], key: Dict[str, Any], name: str) -> List[Dict[st
 
 
 def _mean_std(values: List[float]) -> str:
+    """The table cell of ``values`` over seeds (missing and NaN values left out)."""
+    from pyg_tgl.train.summary import format_mean_std, mean_std
     v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not v:
-        return "—"
-    m = sum(v) / len(v)
-    if len(v) == 1:
-        return f"{m:.4f}"
-    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
-    return f"{m:.4f} ± {sd:.4f}"
+    return format_mean_std(*mean_std(v)) if v else "—"
 
 
 def markdown(runs: List[Dict[str, Any]]) -> str:

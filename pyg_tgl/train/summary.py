@@ -52,12 +52,17 @@ def _lookup(d: Dict[str, Any], path: Tuple[str, ...]) -> Optional[float]:
     return None
 
 
-def _mean_std(xs: List[float]) -> Tuple[float, Optional[float]]:
+def mean_std(xs: List[float]) -> Tuple[float, Optional[float]]:
     """Mean and sample standard deviation; no deviation from a single run (not 0: unknown)."""
     m = sum(xs) / len(xs)
     if len(xs) < 2:
         return m, None
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def format_mean_std(mean: float, std: Optional[float]) -> str:
+    """``"0.9200 ± 0.0283"``, or the mean alone when the spread is unknown."""
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
 def _parse_override(o: str) -> Tuple[str, str]:
@@ -125,7 +130,7 @@ def summarize(runs: List[Dict[str, Any]]) -> Tuple[List[str], List[Dict[str, Any
                 continue
             xs = [v for v in (_lookup(m["metrics"], path) for m in ok) if v is not None]
             if xs:
-                row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(xs)
+                row[f"{name}_mean"], row[f"{name}_std"] = mean_std(xs)
             else:
                 row[f"{name}_mean"] = row[f"{name}_std"] = None
         rows.append(row)
@@ -177,8 +182,7 @@ def write_summary(sweep_dir: Union[str, Path]) -> Tuple[Path, Path]:
         cells = [_fmt(row.get(k)) for k in keys]
         for m in metric_names:
             mean, std = row.get(f"{m}_mean"), row.get(f"{m}_std")
-            cells.append("" if mean is None else f"{mean:.4f}" if std is None
-                         else f"{mean:.4f} ± {std:.4f}")
+            cells.append("" if mean is None else format_mean_std(mean, std))
         lines.append("| " + " | ".join(cells) + " |")
     md_path = sweep_dir / "summary.md"
     md_path.write_text("\n".join(lines) + "\n")
