@@ -1,6 +1,5 @@
 """The speed paths compute exactly what the plain paths compute (issue 7).
 
-* :func:`pyg_tgl.nn.gather.gather_rows`: values and gradients of ``index_select``;
 * :meth:`TemporalAttention.forward_dense_unique` and ``TemporalGNN``'s ``unique_inputs`` (inputs
   once per distinct ``(node, time)``, projections once per distinct ``(neighbour, edge)``): the
   same embeddings, gradients and memory updates as the expanded dense path.
@@ -19,24 +18,8 @@ from pyg_tgl.data.loader import TemporalNeighborLoader
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events
 from pyg_tgl.nn import TemporalGNN
 from pyg_tgl.nn.attention import TemporalAttention
-from pyg_tgl.nn.gather import gather_rows
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
-
-
-def test_gather_rows_matches_index_select_values_and_gradients():
-    torch.manual_seed(0)
-    src = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    index = torch.tensor([4, 1, 4, 4, 0, 6, 1])  # repeats, and rows 2, 3, 5 never gathered
-    assert torch.autograd.gradcheck(lambda s: gather_rows(s, index), (src,))
-    grad = torch.randn(7, 3, dtype=torch.float64)
-    a, = torch.autograd.grad(src.index_select(0, index), src, grad)
-    b, = torch.autograd.grad(gather_rows(src, index), src, grad)
-    assert torch.allclose(a, b)
-    assert torch.equal(b[[2, 3, 5]], torch.zeros(3, 3, dtype=torch.float64))
-    # Without autograd it is a plain gather.
-    with torch.no_grad():
-        assert torch.equal(gather_rows(src, index), src[index])
 
 
 def test_forward_dense_unique_equals_forward_dense():

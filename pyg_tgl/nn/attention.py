@@ -9,7 +9,6 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
-from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.time_encoder import TimeEncoder
 
 SCORES = ("leaky_relu", "scaled_dot")
@@ -181,7 +180,7 @@ class TemporalAttention(MessagePassing):
         like = self._like()
         x_dst = x[:num_roots] if self.dim_node else None
         q = self._query(x_dst, num_roots, like)
-        x_nbr = gather_rows(x, edge_index[0]) if self.dim_node else None
+        x_nbr = x.index_select(0, edge_index[0]) if self.dim_node else None
         k, v = self._key_value(x_nbr, edge_attr, dt, like)
         agg = self.propagate(edge_index, q=q, k=k, v=v, size=(None, num_roots))
         return self._output(agg, x_dst)
@@ -231,7 +230,7 @@ class TemporalAttention(MessagePassing):
             return self._output(agg, x_dst)
         if num_edges != num_roots * fanout:
             slot = (dense_index - num_roots).clamp(min=0).view(-1)
-            k, v = gather_rows(k, slot), gather_rows(v, slot)
+            k, v = k.index_select(0, slot), v.index_select(0, slot)
         # else every root has all k neighbours, laid out root by root: the edges are the grid.
         k = k.view(num_roots, fanout, self.num_heads, self.dim_head)
         v = v.view(num_roots, fanout, self.num_heads, self.dim_head)
@@ -277,7 +276,7 @@ class TemporalAttention(MessagePassing):
                              f"{num_edges} edges to rows of edge_attr")
         self._check(x, None if edge_attr is None else edge_attr[:0], 0)
         like = self._like()
-        x_dst = gather_rows(x, node_of[:num_roots]) if self.dim_node else None
+        x_dst = x.index_select(0, node_of[:num_roots]) if self.dim_node else None
         q = self._query(x_dst, num_roots, like)
         weight = torch.cat([self.w_k.weight, self.w_v.weight], dim=0)
         bias = torch.cat([self.w_k.bias, self.w_v.bias], dim=0)
@@ -289,18 +288,18 @@ class TemporalAttention(MessagePassing):
                                              return_inverse=True)
                 # Two products rather than one over the concatenation: the edge features need
                 # no gradient, so backward computes the input gradient of the node part only.
-                kv = (torch.nn.functional.linear(gather_rows(x, pair // num_e),
+                kv = (torch.nn.functional.linear(x.index_select(0, pair // num_e),
                                                  weight[:, :self.dim_node])
                       + torch.nn.functional.linear(
                           edge_attr.index_select(0, pair % num_e).to(like.dtype),
                           weight[:, self.dim_node:width]))
             elif self.dim_node:
                 pair, pair_of = torch.unique(node_of[num_roots:], return_inverse=True)
-                kv = torch.nn.functional.linear(gather_rows(x, pair), weight[:, :width])
+                kv = torch.nn.functional.linear(x.index_select(0, pair), weight[:, :width])
             else:
                 kv = torch.nn.functional.linear(edge_attr.to(like.dtype), weight[:, :width])
                 pair_of = edge_of
-            kv = gather_rows(kv, pair_of)
+            kv = kv.index_select(0, pair_of)
             if self.time_enc is not None:
                 kv = kv + torch.nn.functional.linear(self.time_enc(dt).to(like.dtype),
                                                      weight[:, width:], bias)

@@ -6,7 +6,6 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.updaters import UPDATERS
 
 DeviceLike = Union[str, torch.device, None]
@@ -414,7 +413,7 @@ class NodeMemory(_StateModule):
                                memory_ts.index_select(0, query_node),
                                mail.index_select(0, query_node),
                                mail_ts.index_select(0, query_node), query_t)
-        return MemoryState(memory=gather_rows(new, query_of),
+        return MemoryState(memory=new.index_select(0, query_of),
                            last_update=last_update.index_select(0, node_of),
                            memory_ts=memory_ts.index_select(0, node_of), ts=t)
 

@@ -9,7 +9,6 @@ from torch import Tensor
 
 from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, SnapshotRNN,
                                   TemporalAttention)
-from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.memory import MemoryState, MemoryWrites, NodeMemory
 from pyg_tgl.nn.pair_history import PairHistory
 from pyg_tgl.nn.predictors import (PAIR_FEATURES, PAIR_RECENCY_FEATURES, EdgePredictor,
@@ -361,7 +360,7 @@ class TemporalGNN(torch.nn.Module):
                     inverse = getattr(hop, "inverse", None)
                     if layer > 0 and inverse is not None:
                         # The layer below embedded unique (node, time) pairs; expand to the hop.
-                        h = gather_rows(h, inverse.to(h.device))
+                        h = h.index_select(0, inverse.to(h.device))
                     if layer == 0 and node_of is not None:
                         edge_attr = edge_of = None
                         if self.edge_feat is not None:

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pyg_tgl.nn.gather import gather_rows
 from pyg_tgl.nn.time_encoder import TimeEncoder
 
 
@@ -68,11 +67,11 @@ class _RecurrentUpdater(torch.nn.Module):
         # The cell's input projection splits into a per-node mail part and a per-query time
         # part, so the wide mail and memory products run once per node.
         cell = self.cell
-        gi = gather_rows(F.linear(x, cell.weight_ih[:, :width], cell.bias_ih), index)
+        gi = F.linear(x, cell.weight_ih[:, :width], cell.bias_ih).index_select(0, index)
         if self.time_enc is not None:
             te = self.time_enc(t - memory_ts.index_select(0, index)).to(x.dtype)
             gi = gi + F.linear(te, cell.weight_ih[:, width:])
-        gh = gather_rows(F.linear(memory, cell.weight_hh, cell.bias_hh), index)
+        gh = F.linear(memory, cell.weight_hh, cell.bias_hh).index_select(0, index)
         return self._step(gi, gh, memory.index_select(0, index))
 
     def extra_repr(self) -> str:
