@@ -119,10 +119,12 @@ class Ours:
 
     def __init__(self, data: TemporalData, tcsr: TCSR, name: str, batch_size: int,
                  precision: str, threads: int, seed: int = 0, device: str = "cpu",
-                 sync_timers: bool = True) -> None:
+                 sync_timers: bool = True, root_time: Optional[str] = None) -> None:
         self.data, self.name, self.batch_size = data, name, batch_size
         self.device, self.sync_timers = torch.device(device), sync_timers
         self.cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml").model
+        if root_time is not None:
+            self.cfg.sampling.root_time = root_time
         self.val_idx, self.test_idx = split_indices(data.t)
         self.tcsr, self.precision, self.threads, self.seed = tcsr, precision, threads, seed
         self.num_nodes = int(torch.cat([data.src, data.dst]).max()) + 1
@@ -133,7 +135,8 @@ class Ours:
         return TemporalNeighborLoader(
             self.data, s["num_neighbors"], strategy=s["strategy"], batch_size=self.batch_size,
             events=events, tcsr=self.tcsr, prop_time=s["prop_time"], history=s["history"],
-            duration=s["duration"], num_threads=self.threads, seed=seed, prefetch=True)
+            duration=s["duration"], num_threads=self.threads, seed=seed, prefetch=True,
+            root_time=s["root_time"])
 
     def build(self) -> None:
         torch.manual_seed(self.seed)
@@ -228,18 +231,22 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
         tcsr = TCSR.from_data(data, add_reverse=True)
         res: Dict[str, Any] = {"num_events": data.num_events, "runs": {}}
         # TGN: ours (each precision) and the peers, interleaved round by round.
-        ours = {p: Ours(data, tcsr, "tgn", args.batch_size, p, args.sampler_threads,
-                        device=args.device) for p in precisions}
+        ours = {f"pyg_tgl_tgn_{p}": Ours(data, tcsr, "tgn", args.batch_size, p,
+                                         args.sampler_threads, device=args.device)
+                for p in precisions}
+        if args.batch_roots:
+            ours[f"pyg_tgl_tgn_{precisions[0]}_batchroots"] = Ours(
+                data, tcsr, "tgn", args.batch_size, precisions[0], args.sampler_threads,
+                device=args.device, root_time="batch")
         for o in ours.values():  # warm-up: first-touch allocations and lazy inits
             o.time_epoch(3)
-        rounds: Dict[str, List[Dict[str, Any]]] = {f"pyg_tgl_tgn_{p}": [] for p in precisions}
+        rounds: Dict[str, List[Dict[str, Any]]] = {name: [] for name in ours}
         rounds.update({name: [] for name in peers})
         for r in range(args.rounds):
-            for p, o in ours.items():
-                rounds[f"pyg_tgl_tgn_{p}"].append(o.time_epoch(args.max_batches))
-                print(f"[{which}] round {r}: pyg_tgl tgn {p}: "
-                      f"{rounds[f'pyg_tgl_tgn_{p}'][-1]['events_per_second']:.0f} ev/s",
-                      flush=True)
+            for name, o in ours.items():
+                rounds[name].append(o.time_epoch(args.max_batches))
+                print(f"[{which}] round {r}: {name}: "
+                      f"{rounds[name][-1]['events_per_second']:.0f} ev/s", flush=True)
             for name, fns in peers.items():
                 rounds[name].append(fns["time"](data, batch_size=args.batch_size,
                                                 max_batches=args.max_batches,
@@ -249,8 +256,8 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
         for name, rs in rounds.items():
             res["runs"][name] = _summary(rs)
         if args.ap_epochs:
-            for p, o in ours.items():
-                res["runs"][f"pyg_tgl_tgn_{p}"].update(o.train_and_test(args.ap_epochs))
+            for name, o in ours.items():
+                res["runs"][name].update(o.train_and_test(args.ap_epochs))
             for name, fns in peers.items():
                 r = fns["run"](data, epochs=args.ap_epochs, batch_size=args.batch_size,
                                device=args.device)
@@ -318,6 +325,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     p.add_argument("--precision", default="float32,bfloat16",
                    help="pyg_tgl precisions to time (the first is used for the other models)")
     p.add_argument("--batch-size", type=int, default=600)
+    p.add_argument("--no-batch-roots", dest="batch_roots", action="store_false",
+                   help="skip TGN with sampling.root_time=batch (every root at the batch's "
+                        "start, each distinct node embedded once, as PyG's example)")
     p.add_argument("--edge-dim", type=int, default=172)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rounds-others", type=int, default=1)

@@ -145,6 +145,8 @@ def test_ddp_options_are_checked():
     # Pair and node history: each rank's store must count the whole global batch.
     ("tgn", ["model.gnn.pair_history=true", "model.gnn.pair_history_recency=true",
              "model.gnn.pair_history_nodes=true"]),
+    # Roots at the batch's start: each rank must use the global batch's first event time.
+    ("tgn", ["model.sampling.root_time=batch"]),
 ])
 def test_two_ranks_equal_one_process_with_the_doubled_batch(model, options, tmp_path):
     # One epoch of 9 steps, the last one split unevenly (11 events: 6 + 5). float64, see

@@ -54,11 +54,16 @@ def _data(n: int = 900) -> TemporalData:
                         t=torch.from_numpy(t), msg=torch.from_numpy(msg))
 
 
-@pytest.mark.parametrize("name", ["tgn", "tgat"])
-def test_unique_inputs_give_the_same_training_run(name):
+@pytest.mark.parametrize("name, strategy, root_time", [
+    ("tgn", None, "event"), ("tgat", None, "event"),
+    # Every root at the batch's start: a node's roots coincide and the top layer embeds it once.
+    ("tgn", None, "batch"), ("tgat", "recent", "batch")])
+def test_unique_inputs_give_the_same_training_run(name, strategy, root_time):
     torch.manual_seed(0)
     data = _data()
     cfg = OmegaConf.load(CONF / f"{name}.yaml").model
+    if strategy is not None:
+        cfg.sampling.strategy = strategy
     cfg.gnn.dim_out = 8
     cfg.gnn.dim_time = 6
     if cfg.memory.get("type") == "node":
@@ -67,12 +72,16 @@ def test_unique_inputs_give_the_same_training_run(name):
     fanout = list(cfg.sampling.neighbor)
     fast = TemporalGNN(cfg, 40, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
     assert fast.unique_inputs
+    assert fast.unique_roots == (cfg.sampling.strategy == "recent")
     slow = copy.deepcopy(fast)
-    slow.unique_inputs = False
+    slow.unique_inputs = slow.unique_roots = False
     opt = torch.optim.SGD(fast.parameters(), lr=1e-3)
     loader = TemporalNeighborLoader(data, fanout, strategy=str(cfg.sampling.strategy),
-                                    batch_size=150, num_threads=1)
+                                    batch_size=150, num_threads=1, root_time=root_time)
+    duplicates = 0
     for batch in loader:
+        keys = batch.root_nodes.double() * 1e12 + batch.root_ts
+        duplicates += batch.root_nodes.numel() - keys.unique().numel()
         outs = []
         for model in (fast, slow):
             model.zero_grad()
@@ -97,3 +106,5 @@ def test_unique_inputs_give_the_same_training_run(name):
         slow.update_memory(batch)
         if fast.memory is not None:
             assert torch.allclose(fast.memory.memory, slow.memory.memory, rtol=1e-3, atol=1e-5)
+    if root_time == "batch":
+        assert duplicates > 0.3 * loader.events.numel()  # the compaction had work to do

@@ -136,3 +136,32 @@ def test_state_dict_resume_repeats_the_same_batches():
     resumed.load_state_dict(state)
     for a, b in zip(expected, resumed):
         assert_batches_equal(a, b)
+
+
+def test_batch_root_time_embeds_every_root_before_the_batch():
+    data = make_events(num_events=400)
+    event = TemporalNeighborLoader(data, [5], batch_size=50, num_neg=2, seed=3)
+    batch_time = TemporalNeighborLoader(data, [5], batch_size=50, num_neg=2, seed=3,
+                                        root_time="batch")
+    for a, b in zip(event, batch_time):
+        # Same events and negatives; only the roots' query time moves to the batch's start.
+        for name in ("src", "dst", "t", "eid", "neg_dst", "root_nodes"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+        start = data.t[b.eid].min()
+        assert torch.equal(b.root_ts, torch.full_like(a.root_ts, float(start)))
+        hop = b.hops[0]
+        # Nothing of the batch itself (nor anything at its first timestamp) is a neighbour.
+        assert bool((data.t[hop.eid] < start).all())
+        assert torch.allclose(hop.dt, start - data.t[hop.eid])
+        # Each node's roots now coincide: the same neighbours, wherever the node appears.
+        first = {}
+        for r, node in enumerate(b.root_nodes.tolist()):
+            row = hop.nodes[hop.dense_index[r][hop.dense_index[r] >= 0]].tolist()
+            assert first.setdefault(node, row) == row
+    # Sharded, every rank queries at the start of the global batch.
+    shards = [TemporalNeighborLoader(data, [5], batch_size=50, root_time="batch",
+                                     shard=(rank, 2)) for rank in range(2)]
+    for x, y in zip(*shards):
+        assert x.root_ts[0] == y.root_ts[0] == min(x.t.min(), y.t.min())
+    with pytest.raises(ValueError, match="root_time must be one of"):
+        TemporalNeighborLoader(data, [5], root_time="query")

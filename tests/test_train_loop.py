@@ -156,6 +156,8 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, monk
     (["task.name=graph"], r"task.name='graph'.*\['link', 'node'\]"),
     (["train.batch_size=0"], r"train.batch_size=0: expected an integer >= 1"),
     (["eval.batch_size=0"], r"eval.batch_size=0: expected an integer >= 1"),
+    (["model=tgn", "model.sampling.root_time=query"],
+     r"model.sampling.root_time='query'.*\['event', 'batch'\]"),
 ])
 def test_bad_options_one_clear_line(overrides, match):
     with pytest.raises(ConfigError, match=match) as info:

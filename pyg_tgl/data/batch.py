@@ -87,7 +87,8 @@ class TemporalBatch(_TensorContainer):
     """A chronological mini-batch of events with its negatives and sampled neighbourhoods.
 
     Roots are laid out as TGL does: ``root_nodes = cat([src, dst, neg_dst])`` with
-    ``root_ts = cat([t, t, t repeated num_neg times])``; ``neg_dst`` is ``[num_neg * B]``,
+    ``root_ts = cat([t, t, t repeated num_neg times])`` (every root at the batch's first event
+    time with the loader's ``root_time='batch'``); ``neg_dst`` is ``[num_neg * B]``,
     negative-major (``neg_dst[q * B + i]`` is the ``q``-th negative of event ``i``).
 
     Attributes:

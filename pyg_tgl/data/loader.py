@@ -14,6 +14,7 @@ from pyg_tgl.data.batch import TemporalBatch
 EventSelection = Union[slice, Tensor, None]
 
 NEG_STRATEGIES = ("random", "historical", "inductive")
+ROOT_TIMES = ("event", "batch")
 
 
 def _event_ids(events: EventSelection, num_events: int) -> Tensor:
@@ -139,6 +140,12 @@ class TemporalNeighborLoader:
         sample_negatives: sample neighbourhoods for the negative roots too; ``False`` is TGL's
             ``no_neg`` (APAN, whose embedding ignores neighbourhoods and whose mails go to the
             positive roots' neighbours only): the hops then list the ``2 B`` positive roots.
+        root_time: when each root is embedded. ``'event'`` (TGL): at its event's time, so a root
+            sees the batch's earlier events among its neighbours. ``'batch'``: every root at the
+            time of the batch's first event, seeing only events before the batch, as PyG's TGN
+            example does; a node's roots in a batch then coincide, and
+            :class:`~pyg_tgl.nn.TemporalGNN` embeds each distinct node once (about half the
+            roots on Wikipedia at batch 600). Negatives and events are unchanged.
     """
 
     def __init__(self, data: TemporalData, num_neighbors: Optional[Sequence[int]] = (10,),
@@ -149,7 +156,7 @@ class TemporalNeighborLoader:
                  prefetch: bool = False, batches: Optional[List[Tensor]] = None,
                  train_events: EventSelection = None,
                  use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1),
-                 sample_negatives: bool = True) -> None:
+                 sample_negatives: bool = True, root_time: str = "event") -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if num_neg < 0:
@@ -159,6 +166,9 @@ class TemporalNeighborLoader:
             raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, "
                              f"got {tuple(shard)}")
         self.shard = (rank, world)
+        if root_time not in ROOT_TIMES:
+            raise ValueError(f"root_time must be one of {ROOT_TIMES}, got {root_time!r}")
+        self.root_time = root_time
         self.sample_negatives = bool(sample_negatives)
         self.data = data
         self.src = data.src.long()
@@ -205,6 +215,9 @@ class TemporalNeighborLoader:
         """Builds one batch (negatives + neighbourhoods) for the given events (this rank's slice
         of them when sharded)."""
         neg = self.neg_sampler.sample(event_ids, self.num_neg)
+        # Taken over the whole (global) batch, so every rank's slice uses the same time.
+        start = (self.t[event_ids].amin() if self.root_time == "batch" and event_ids.numel()
+                 else None)
         rank, world = self.shard
         if world > 1:
             lo, hi = shard_bounds(event_ids.numel(), rank, world)
@@ -213,6 +226,8 @@ class TemporalNeighborLoader:
         src, dst, t = self.src[event_ids], self.dst[event_ids], self.t[event_ids]
         root_nodes = torch.cat([src, dst, neg])
         root_ts = torch.cat([t, t, t.repeat(self.num_neg)])
+        if start is not None:
+            root_ts = start.expand_as(root_ts).clone()
         blocks: list = []
         if self.sampler is not None:
             sampled = root_nodes.numel() if self.sample_negatives else 2 * src.numel()

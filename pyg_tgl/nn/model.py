@@ -50,6 +50,25 @@ def _unique_pairs(nodes: Tensor, ts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return keys // times.numel(), times.index_select(0, keys % times.numel()), inverse
 
 
+def _distinct_roots(hop) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One root per distinct ``(node, time)`` of ``hop``, with its neighbourhood.
+
+    Returns ``(keep [K], root_of [R], edge_sel [K * k], dense_index [K, k])``: the kept roots'
+    positions, each root's row among them, the hop edge of every slot of the kept roots' grid
+    (edge 0 in empty slots, which the grid masks) and that grid numbered ``K + slot``. Without a
+    boolean mask, so no host synchronisation beyond ``torch.unique``'s sizes."""
+    num_roots, fanout = hop.dense_index.shape
+    nodes_u, _, root_of = _unique_pairs(hop.nodes[:num_roots], hop.ts[:num_roots])
+    k = nodes_u.numel()
+    positions = torch.arange(num_roots, device=root_of.device)
+    # Duplicates are identical roots, so whichever occurrence the scatter keeps is as good.
+    keep = torch.empty(k, dtype=torch.long, device=root_of.device).scatter_(0, root_of, positions)
+    rows = hop.dense_index.index_select(0, keep)
+    edge_sel = (rows - num_roots).clamp(min=0).view(-1)
+    slots = torch.arange(k, k + k * fanout, device=rows.device).view(k, fanout)
+    return keep, root_of, edge_sel, torch.where(rows >= 0, slots, torch.full_like(rows, -1))
+
+
 class TemporalGNN(torch.nn.Module):
     r"""A temporal GNN composed from a TGL configuration: node memory -> message passing ->
     link predictor (Zhou et al., `"TGL: A General Framework for Temporal GNN Training on
@@ -166,6 +185,11 @@ class TemporalGNN(torch.nn.Module):
         # Bottom-layer inputs computed once per distinct (node, time) and projections once per
         # distinct (neighbour, edge): same embeddings, fewer rows (docs/performance.md).
         self.unique_inputs = self.dense and bool(gnn.get("unique_inputs", True))
+        # Roots with the same (node, time) have the same most recent neighbours, so the top
+        # layer embeds each distinct root once (exact; a uniform sampler draws each root's
+        # neighbours independently, so there every root keeps its own draw).
+        self.unique_roots = (self.unique_inputs
+                             and str(sampling.get("strategy", "recent")) == "recent")
         self.time_proj: Optional[torch.nn.ModuleList] = None
         if self.arch == "identity":
             if dim_input == 0:
@@ -308,6 +332,36 @@ class TemporalGNN(torch.nn.Module):
     def _edge_attr(self, eid: Tensor) -> Optional[Tensor]:
         return self._gather_feat(self.edge_feat, eid) if self.edge_feat is not None else None
 
+    def _layer(self, s: int, layer: int, h: Optional[Tensor], hop, node_of: Optional[Tensor],
+               roots: Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]) -> Tensor:
+        """Attention layer ``layer`` of snapshot ``s`` over ``hop``; ``node_of`` maps the hop's
+        nodes to the distinct rows of ``h`` (bottom layer with ``unique_inputs``), ``roots`` (from
+        :func:`_distinct_roots`) restricts it to one root per distinct ``(node, time)``."""
+        module = self.layers[layer][s]
+        if roots is None and node_of is None:
+            return module.forward_hop(h, hop, self._edge_attr(hop.eid), dense=self.dense)
+        dense_index, dt, eid = hop.dense_index, hop.dt, hop.eid
+        if roots is not None:
+            keep, _, edge_sel, dense_index = roots
+            num_roots = hop.num_roots
+            dt, eid = dt.index_select(0, edge_sel), eid.index_select(0, edge_sel)
+            if node_of is not None:
+                node_of = torch.cat([node_of[:num_roots].index_select(0, keep),
+                                     node_of[num_roots:].index_select(0, edge_sel)])
+            elif h is not None:
+                h = torch.cat([h.index_select(0, keep.to(h.device)),
+                               h[num_roots:].index_select(0, edge_sel.to(h.device))])
+        dev = h.device if h is not None else self.edge_predictor.out_fc.weight.device
+        if node_of is None:
+            return module.forward_dense(h, dense_index.to(dev), dt.to(dev), self._edge_attr(eid))
+        edge_attr = edge_of = None
+        if self.edge_feat is not None:
+            eid, edge_of = torch.unique(eid, return_inverse=True)
+            edge_attr = self._edge_attr(eid)
+            edge_of = edge_of.to(edge_attr.device)
+        return module.forward_dense_unique(h, node_of.to(dev), dense_index.to(dev), dt.to(dev),
+                                           edge_attr, edge_of)
+
     def forward(self, batch) -> Tensor:
         """Embeddings ``[num_roots, dim_out]`` of ``batch.root_nodes`` at ``batch.root_ts``."""
         num_roots = batch.root_nodes.numel()
@@ -361,19 +415,13 @@ class TemporalGNN(torch.nn.Module):
                     if layer > 0 and inverse is not None:
                         # The layer below embedded unique (node, time) pairs; expand to the hop.
                         h = h.index_select(0, inverse.to(h.device))
-                    if layer == 0 and node_of is not None:
-                        edge_attr = edge_of = None
-                        if self.edge_feat is not None:
-                            eid, edge_of = torch.unique(hop.eid, return_inverse=True)
-                            edge_attr = self._edge_attr(eid)
-                            edge_of = edge_of.to(edge_attr.device)
-                        dev = h.device if h is not None else self.edge_predictor.out_fc.weight.device
-                        h = self.layers[0][s].forward_dense_unique(
-                            h, node_of.to(dev), hop.dense_index.to(dev), hop.dt.to(dev),
-                            edge_attr, edge_of)
-                        continue
-                    h = self.layers[layer][s].forward_hop(h, hop, self._edge_attr(hop.eid),
-                                                          dense=self.dense)
+                    roots = None
+                    if (layer == self.num_layers - 1 and self.unique_roots
+                            and hop.dt.numel() > 0):
+                        roots = _distinct_roots(hop)
+                    h = self._layer(s, layer, h, hop, node_of if layer == 0 else None, roots)
+                    if roots is not None:
+                        h = h.index_select(0, roots[1].to(h.device))
                 outs.append(h)
         out = outs[0] if self.combiner is None else self.combiner(torch.stack(outs, dim=0))
         if state is not None:

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from pyg_tgl.data.loader import ROOT_TIMES
 from pyg_tgl.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
                                       seed_everything, set_rng_state)
 from pyg_tgl.train.distributed import DistEnv, worker_threads
@@ -88,6 +89,7 @@ def sampling_options(model_cfg: Any) -> Dict[str, Any]:
         "duration": float(s.get("duration", 0) or 0),
         "num_threads": s.get("num_thread", None),
         "no_neg": bool(s.get("no_neg", False)),
+        "root_time": str(s.get("root_time", "event")),
     }
 
 
@@ -138,6 +140,7 @@ def validate_config(cfg: DictConfig) -> None:
     s = sampling_options(model)
     if s["num_neighbors"]:
         _choice(cfg, "model.sampling.strategy", STRATEGIES, "recent")
+        _choice(cfg, "model.sampling.root_time", ROOT_TIMES, "event")
         layer = _get(cfg, "model.sampling.layer", len(s["num_neighbors"]))
         if layer != len(s["num_neighbors"]):
             raise ConfigError(
@@ -361,7 +364,7 @@ class Context:
             num_threads=self.sampling["num_threads"], seed=seed,
             prefetch=bool(_get(cfg, "hardware.prefetch", False)),
             train_events=self.split["train"], shard=(self.dist.rank, self.dist.world_size),
-            sample_negatives=not self.sampling["no_neg"])
+            sample_negatives=not self.sampling["no_neg"], root_time=self.sampling["root_time"])
 
 
 def _plot_curves(history: List[Dict[str, Any]], path: Path) -> None:
