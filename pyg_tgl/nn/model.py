@@ -50,23 +50,26 @@ def _unique_pairs(nodes: Tensor, ts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return keys // times.numel(), times.index_select(0, keys % times.numel()), inverse
 
 
-def _distinct_roots(hop) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One root per distinct ``(node, time)`` of ``hop``, with its neighbourhood.
+def _distinct_roots(hop) -> Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """One root per distinct ``(node, time)`` of ``hop``, with its neighbourhood; ``None`` when
+    the roots are distinct already.
 
-    Returns ``(keep [K], root_of [R], edge_sel [K * k], dense_index [K, k])``: the kept roots'
-    positions, each root's row among them, the hop edge of every slot of the kept roots' grid
-    (edge 0 in empty slots, which the grid masks) and that grid numbered ``K + slot``. Without a
-    boolean mask, so no host synchronisation beyond ``torch.unique``'s sizes."""
-    num_roots, fanout = hop.dense_index.shape
+    Returns ``(keep [K], root_of [R], edge_sel [E'], dense_index [K, k])``: the kept roots'
+    positions, each root's row among them, the hop edges of the kept roots (in slot order) and
+    their fixed fan-out grid renumbered ``K + j`` for the ``j``-th kept edge."""
+    num_roots = hop.num_roots
     nodes_u, _, root_of = _unique_pairs(hop.nodes[:num_roots], hop.ts[:num_roots])
     k = nodes_u.numel()
+    if k == num_roots:
+        return None
     positions = torch.arange(num_roots, device=root_of.device)
     # Duplicates are identical roots, so whichever occurrence the scatter keeps is as good.
     keep = torch.empty(k, dtype=torch.long, device=root_of.device).scatter_(0, root_of, positions)
     rows = hop.dense_index.index_select(0, keep)
-    edge_sel = (rows - num_roots).clamp(min=0).view(-1)
-    slots = torch.arange(k, k + k * fanout, device=rows.device).view(k, fanout)
-    return keep, root_of, edge_sel, torch.where(rows >= 0, slots, torch.full_like(rows, -1))
+    mask = rows >= 0
+    edge_sel = rows[mask] - num_roots
+    slots = k - 1 + mask.view(-1).cumsum(0).view_as(rows)
+    return keep, root_of, edge_sel, torch.where(mask, slots, torch.full_like(rows, -1))
 
 
 class TemporalGNN(torch.nn.Module):
@@ -416,8 +419,7 @@ class TemporalGNN(torch.nn.Module):
                         # The layer below embedded unique (node, time) pairs; expand to the hop.
                         h = h.index_select(0, inverse.to(h.device))
                     roots = None
-                    if (layer == self.num_layers - 1 and self.unique_roots
-                            and hop.dt.numel() > 0):
+                    if layer == self.num_layers - 1 and self.unique_roots:
                         roots = _distinct_roots(hop)
                     h = self._layer(s, layer, h, hop, node_of if layer == 0 else None, roots)
                     if roots is not None:
