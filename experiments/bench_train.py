@@ -136,7 +136,7 @@ class Ours:
             self.data, s["num_neighbors"], strategy=s["strategy"], batch_size=self.batch_size,
             events=events, tcsr=self.tcsr, prop_time=s["prop_time"], history=s["history"],
             duration=s["duration"], num_threads=self.threads, seed=seed, prefetch=True,
-            root_time=s["root_time"])
+            root_time=s["root_time"], dedup=s["dedup"])
 
     def build(self) -> None:
         torch.manual_seed(self.seed)

@@ -148,6 +148,39 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, monk
     assert stop["stopped_early"] and len(stop["epochs"]) == 3 and stop["best_epoch"] == 0
 
 
+def test_sampling_dedup_reaches_the_sampler_and_keeps_recent_runs(tmp_path, monkeypatch):
+    """``model.sampling.dedup``: the loaders' samplers deduplicate the deeper hops; under recent
+    sampling (identical neighbourhoods) TGAT scores every split as without it. The learning
+    rate is ~0: Adam turns float rounding differences of near-zero gradients into full steps,
+    so two trainings part within a few batches however exact the forward is."""
+    import pyg_tgl.data.loader as loader_module
+    flags = []
+
+    class RecordingLoader(loader_module.TemporalNeighborLoader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            flags.append(self.sampler.dedup)
+
+    monkeypatch.setattr(loader_module, "TemporalNeighborLoader", RecordingLoader)
+    # Without dropout, whose masks depend on how many rows each layer has.
+    base = [*SMALL, "model=tgat", "train.epoch=1", "model.sampling.strategy=recent",
+            "train.dropout=0", "train.att_dropout=0", "train.lr=1e-12"]
+    plain = run_experiment(cfg_of(*base), tmp_path / "plain", progress=False)
+    assert flags and not any(flags)
+    flags.clear()
+    dedup = run_experiment(cfg_of(*base, "model.sampling.dedup=true"), tmp_path / "dedup",
+                           progress=False)
+    assert flags and all(flags)
+    for a, b in zip(_without_times(plain), _without_times(dedup)):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], float):
+                assert a[k] == pytest.approx(b[k], rel=1e-5), k
+    for k, v in _test_metrics(plain).items():
+        if isinstance(v, float):
+            assert _test_metrics(dedup)[k] == pytest.approx(v, rel=1e-5), k
+
+
 @pytest.mark.parametrize("overrides,match", [
     (["schedule=random_chunk", "train.batch_size=8"], r"train.batch_size=8 < schedule.reorder"),
     (["model=dysat", "model.sampling.duration=0"], r"model.sampling.duration > 0"),

@@ -146,6 +146,10 @@ class TemporalNeighborLoader:
             example does; a node's roots in a batch then coincide, and
             :class:`~pyg_tgl.nn.TemporalGNN` embeds each distinct node once (about half the
             roots on Wikipedia at batch 600). Negatives and events are unchanged.
+        dedup: sample the neighbours of hop ``l + 1`` once per distinct ``(node, time)`` of hop
+            ``l`` (:class:`~pyg_tgl.data.sampler.TemporalSampler`'s ``dedup``; multi-hop models
+            such as TGAT). Under ``recent`` sampling exactly the same neighbourhoods; under
+            ``uniform`` a repeated ``(node, time)`` shares one draw instead of drawing again.
     """
 
     def __init__(self, data: TemporalData, num_neighbors: Optional[Sequence[int]] = (10,),
@@ -156,7 +160,8 @@ class TemporalNeighborLoader:
                  prefetch: bool = False, batches: Optional[List[Tensor]] = None,
                  train_events: EventSelection = None,
                  use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1),
-                 sample_negatives: bool = True, root_time: str = "event") -> None:
+                 sample_negatives: bool = True, root_time: str = "event",
+                 dedup: bool = False) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if num_neg < 0:
@@ -190,7 +195,7 @@ class TemporalNeighborLoader:
             self.sampler = TemporalSampler(
                 tcsr, num_neighbors=num_neighbors, strategy=strategy, prop_time=prop_time,
                 history=history, duration=duration, num_threads=num_threads, seed=seed,
-                use_pointer_cache=use_pointer_cache)
+                use_pointer_cache=use_pointer_cache, dedup=dedup)
         self._batches: Optional[List[Tensor]] = None
         if batches is not None:
             self.set_batches(batches)

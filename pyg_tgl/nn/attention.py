@@ -136,8 +136,8 @@ class TemporalAttention(MessagePassing):
         # gives its gradient with one product in backward (instead of two plus a sum).
         weight = torch.cat([self.w_k.weight, self.w_v.weight], dim=0)
         bias = torch.cat([self.w_k.bias, self.w_v.bias], dim=0)
-        kv = torch.nn.functional.linear(z, weight, bias).view(n, 2, self.num_heads, self.dim_head)
-        return kv[:, 0], kv[:, 1]
+        return torch.nn.functional.linear(z, weight, bias).view(n, 2, self.num_heads,
+                                                                 self.dim_head)
 
     def _scores(self, q: Tensor, k: Tensor) -> Tensor:
         s = (q * k).sum(-1)
@@ -181,7 +181,7 @@ class TemporalAttention(MessagePassing):
         x_dst = x[:num_roots] if self.dim_node else None
         q = self._query(x_dst, num_roots, like)
         x_nbr = x.index_select(0, edge_index[0]) if self.dim_node else None
-        k, v = self._key_value(x_nbr, edge_attr, dt, like)
+        k, v = self._key_value(x_nbr, edge_attr, dt, like).unbind(1)
         agg = self.propagate(edge_index, q=q, k=k, v=v, size=(None, num_roots))
         return self._output(agg, x_dst)
 
@@ -217,23 +217,26 @@ class TemporalAttention(MessagePassing):
         x_dst = x[:num_roots] if self.dim_node else None
         q = self._query(x_dst, num_roots, like)
         # Edge j's neighbour sits at node position R + j, so x[R:] lists neighbours in edge order.
-        k, v = self._key_value(x[num_roots:] if self.dim_node else None, edge_attr, dt, like)
-        return self._attend(q, k, v, dense_index, x_dst, like)
+        kv = self._key_value(x[num_roots:] if self.dim_node else None, edge_attr, dt, like)
+        return self._attend(q, kv, dense_index, x_dst, like)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, dense_index: Tensor,
-                x_dst: Optional[Tensor], like: Tensor) -> Tensor:
+    def _attend(self, q: Tensor, kv: Tensor, dense_index: Tensor, x_dst: Optional[Tensor],
+                like: Tensor) -> Tensor:
+        """Attention of ``q [R, H, D]`` over the packed keys and values ``kv [E, 2, H, D]`` of
+        the edges ``dense_index`` places in each root's slots."""
         num_roots, fanout = dense_index.shape
-        num_edges = k.size(0)
+        num_edges = kv.size(0)
         mask = dense_index >= 0
         if num_edges == 0:
             agg = like.new_zeros(num_roots, self.num_heads, self.dim_head)
             return self._output(agg, x_dst)
         if num_edges != num_roots * fanout:
             slot = (dense_index - num_roots).clamp(min=0).view(-1)
-            k, v = k.index_select(0, slot), v.index_select(0, slot)
+            kv = kv.index_select(0, slot)
         # else every root has all k neighbours, laid out root by root: the edges are the grid.
-        k = k.view(num_roots, fanout, self.num_heads, self.dim_head)
-        v = v.view(num_roots, fanout, self.num_heads, self.dim_head)
+        # Keys and values stay packed through the gather and are split by unbind, whose
+        # backward stacks the two gradients instead of zero-filling the packed shape twice.
+        k, v = kv.view(num_roots, fanout, 2, self.num_heads, self.dim_head).unbind(2)
         s = self._scores(q.unsqueeze(1), k)
         # A finite fill keeps rows without any neighbour NaN-free; the mask zeroes them after.
         s = s.masked_fill(~mask.unsqueeze(-1), torch.finfo(s.dtype).min)
@@ -308,7 +311,7 @@ class TemporalAttention(MessagePassing):
         else:
             kv = torch.nn.functional.linear(self.time_enc(dt).to(like.dtype), weight, bias)
         kv = kv.view(num_edges, 2, self.num_heads, self.dim_head)
-        return self._attend(q, kv[:, 0], kv[:, 1], dense_index, x_dst, like)
+        return self._attend(q, kv, dense_index, x_dst, like)
 
     def forward_hop(self, x: Optional[Tensor], hop, edge_attr: Optional[Tensor] = None,
                     dense: bool = True) -> Tensor:

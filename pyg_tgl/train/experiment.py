@@ -90,6 +90,7 @@ def sampling_options(model_cfg: Any) -> Dict[str, Any]:
         "num_threads": s.get("num_thread", None),
         "no_neg": bool(s.get("no_neg", False)),
         "root_time": str(s.get("root_time", "event")),
+        "dedup": bool(s.get("dedup", False)),
     }
 
 
@@ -364,7 +365,8 @@ class Context:
             num_threads=self.sampling["num_threads"], seed=seed,
             prefetch=bool(_get(cfg, "hardware.prefetch", False)),
             train_events=self.split["train"], shard=(self.dist.rank, self.dist.world_size),
-            sample_negatives=not self.sampling["no_neg"], root_time=self.sampling["root_time"])
+            sample_negatives=not self.sampling["no_neg"], root_time=self.sampling["root_time"],
+            dedup=self.sampling["dedup"])
 
 
 def _plot_curves(history: List[Dict[str, Any]], path: Path) -> None:
