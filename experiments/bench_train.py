@@ -11,7 +11,9 @@ One epoch of link-prediction training at batch 600 with TGN's configuration (mem
 pyg_tgl (TGL's design, Zhou et al., VLDB 2022) and the peers run in the *same process*, their
 rounds interleaved (ours, peer, ours, peer, ...) so a loaded machine skews both alike; the table
 gives the median and the min-max events/s over the rounds, the median ratio, and the time split
-(``sample`` / ``memory`` / ``gnn`` / ``backward`` / ``update``). ``--ap-epochs N`` also trains
+(``sample`` / ``memory`` / ``gnn`` / ``backward`` / ``update``). ``pyg_tgl_tgn_*_batchroots``
+is TGN with ``sampling.root_time=batch`` (every root at the batch's start, each distinct node
+embedded once, as PyG's example; ``--no-batch-roots`` skips it). ``--ap-epochs N`` also trains
 both for ``N`` epochs and reports their test AP. TGAT, JODIE, APAN and DySAT run (pyg_tgl alone)
 with their own configurations. Results go to ``experiments/results/bench_train[_TAG].{json,md}``.
 
