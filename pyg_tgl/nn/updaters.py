@@ -197,17 +197,25 @@ class TransformerUpdater(torch.nn.Module):
 
     def forward(self, memory: Tensor, memory_ts: Tensor, mail: Tensor, mail_ts: Tensor,
                 t: Tensor, index: Optional[Tensor] = None) -> Tensor:
+        # Keys and values in one product with the stacked weights, split by input: the mail
+        # part depends on the node only, so it runs once per node (then gathered to the
+        # queries) and, the mails needing no gradient, gets none in backward; only the time
+        # part runs per query.
+        weight = torch.cat([self.w_k.weight, self.w_v.weight], dim=0)
+        bias = torch.cat([self.w_k.bias, self.w_v.bias], dim=0)
+        kv = F.linear(mail.to(memory.dtype), weight[:, :self.dim_mail], bias)
+        q = self.w_q(memory)
         if index is not None:
-            memory, mail, mail_ts = (memory.index_select(0, index), mail.index_select(0, index),
-                                     mail_ts.index_select(0, index))
-        n, slots = mail.size(0), mail.size(1)
-        x = mail.to(memory.dtype)
+            kv, q, memory, mail_ts = (kv.index_select(0, index), q.index_select(0, index),
+                                      memory.index_select(0, index),
+                                      mail_ts.index_select(0, index))
         if self.time_enc is not None:
-            x = torch.cat([x, self.time_enc(t.unsqueeze(1) - mail_ts).to(x.dtype)], dim=-1)
+            te = self.time_enc(t.unsqueeze(1) - mail_ts).to(kv.dtype)
+            kv = kv + F.linear(te, weight[:, self.dim_mail:])
+        n, slots = kv.size(0), kv.size(1)
         head = self.dim_memory // self.num_heads
-        q = self.w_q(memory).view(n, 1, self.num_heads, head)
-        k = self.w_k(x).view(n, slots, self.num_heads, head)
-        v = self.w_v(x).view(n, slots, self.num_heads, head)
+        q = q.view(n, 1, self.num_heads, head)
+        k, v = kv.view(n, slots, 2, self.num_heads, head).unbind(2)
         att = torch.nn.functional.leaky_relu((q * k).sum(-1), 0.2).softmax(dim=1)
         att = self.att_dropout(att)
         out = (att.unsqueeze(-1) * v).sum(1).reshape(n, self.dim_memory)
