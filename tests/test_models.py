@@ -374,6 +374,32 @@ def test_deduplicating_sampler_gives_the_same_embeddings(name):
         assert torch.allclose(model.memory.memory, twin.memory.memory, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["tgn", "apan"])
+def test_bfloat16_memory_storage_halves_the_state_and_tracks_float32(name):
+    data = recency_graph(num_events=600, edge_dim=3)
+    cfg = small(name, dim=16)["model"]
+    full = TemporalGNN(cfg, 200, edge_feat=data.msg).eval()
+    cfg["memory"]["storage_dtype"] = "bfloat16"
+    half = TemporalGNN(cfg, 200, edge_feat=data.msg).eval()
+    half.load_state_dict(full.state_dict())
+    assert half.memory.memory.dtype == half.memory.mailbox.mail.dtype == torch.bfloat16
+    # Timestamps stay float64; memory and mails take half the bytes.
+    assert half.memory.memory_ts.dtype == torch.float64
+    assert half.memory.nbytes < 0.75 * full.memory.nbytes
+    for batch in loader(data, cfg, slice(0, 600), batch_size=150):
+        with torch.no_grad():
+            a, b = full(batch), half(batch)
+        assert b.dtype == torch.float32
+        assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
+        full.update_memory(batch)
+        half.update_memory(batch)
+    assert torch.allclose(full.memory.memory, half.memory.memory.float(), atol=0.05)
+    assert half.memory.memory.abs().sum() > 0
+    cfg["memory"]["storage_dtype"] = "int8"
+    with pytest.raises(ValueError, match="memory.storage_dtype must be one of"):
+        TemporalGNN(cfg, 200)
+
+
 # -- no leakage -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", MODELS)

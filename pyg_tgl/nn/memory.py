@@ -391,9 +391,13 @@ class NodeMemory(_StateModule):
         # distinct, ~40% distinct (node, time) pairs): gather each node's state once and run
         # the updater once per distinct (node, time) query.
         nodes, node_of = torch.unique(n_id.to(dev), return_inverse=True)
-        memory = _gather(self.memory, nodes, dev)
+        # State stored in a narrower dtype (``dtype=torch.bfloat16`` halves its bytes) is
+        # computed on in the updater's dtype.
+        work = next(self.updater.parameters()).dtype
+        memory = _gather(self.memory, nodes, dev).to(work)
         memory_ts = _gather(self.memory_ts, nodes, dev)
         mail, mail_ts = self.mailbox.gather(nodes, dev)
+        mail = mail.to(work)
         last_update = torch.maximum(memory_ts, mail_ts.amax(dim=1))
         if t is None:
             t = last_update.index_select(0, node_of)

@@ -50,6 +50,17 @@ def _unique_pairs(nodes: Tensor, ts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return keys // times.numel(), times.index_select(0, keys % times.numel()), inverse
 
 
+STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                  "float16": torch.float16}
+
+
+def _storage_dtype(name: str) -> torch.dtype:
+    if str(name) not in STORAGE_DTYPES:
+        raise ValueError(f"model config: memory.storage_dtype must be one of "
+                         f"{list(STORAGE_DTYPES)}, got {name!r}")
+    return STORAGE_DTYPES[str(name)]
+
+
 def _distinct_roots(hop) -> Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]:
     """One root per distinct ``(node, time)`` of ``hop``, with its neighbourhood; ``None`` when
     the roots are distinct already.
@@ -173,7 +184,8 @@ class TemporalGNN(torch.nn.Module):
                 mailbox_size=int(mem_cfg.get("mailbox_size", 1)),
                 mail_combine=str(mem_cfg.get("mail_combine", "last")),
                 num_heads=int(mem_cfg.get("attention_head", 2)),
-                dropout=dropout, att_dropout=att_dropout)
+                dropout=dropout, att_dropout=att_dropout,
+                dtype=_storage_dtype(mem_cfg.get("storage_dtype", "float32")))
             if self.combine_node_feature and dim_node_feat and dim_node_feat != mem_dim:
                 self.node_feat_map = torch.nn.Linear(dim_node_feat, mem_dim)
             dim_input = mem_dim
