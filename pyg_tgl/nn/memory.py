@@ -392,8 +392,9 @@ class NodeMemory(_StateModule):
         # the updater once per distinct (node, time) query.
         nodes, node_of = torch.unique(n_id.to(dev), return_inverse=True)
         # State stored in a narrower dtype (``dtype=torch.bfloat16`` halves its bytes) is
-        # computed on in the updater's dtype.
-        work = next(self.updater.parameters()).dtype
+        # computed on in the updater's dtype (a parameter-free updater gets it as stored).
+        param = next(self.updater.parameters(), None)
+        work = self.memory.dtype if param is None else param.dtype
         memory = _gather(self.memory, nodes, dev).to(work)
         memory_ts = _gather(self.memory_ts, nodes, dev)
         mail, mail_ts = self.mailbox.gather(nodes, dev)
