@@ -358,7 +358,7 @@ def test_deduplicating_sampler_gives_the_same_embeddings(name):
     cfg = small(name, dim=16)["model"]
     cfg["sampling"].update(layer=2, neighbor=[5, 5], strategy="recent")
     cfg["gnn"].update(layer=2)
-    ref_loader = loader(data, cfg, slice(0, 600), batch_size=150)
+    ref_loader = loader(data, cfg, slice(0, 600), batch_size=150, dedup=False)
     dedup = TemporalSampler(ref_loader.sampler.tcsr, [5, 5], num_threads=1, dedup=True)
     model = TemporalGNN(cfg, 200).eval()
     twin = copy.deepcopy(model)

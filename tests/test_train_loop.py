@@ -149,10 +149,11 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, monk
 
 
 def test_sampling_dedup_reaches_the_sampler_and_keeps_recent_runs(tmp_path, monkeypatch):
-    """``model.sampling.dedup``: the loaders' samplers deduplicate the deeper hops; under recent
-    sampling (identical neighbourhoods) TGAT scores every split as without it. The learning
-    rate is ~0: Adam turns float rounding differences of near-zero gradients into full steps,
-    so two trainings part within a few batches however exact the forward is."""
+    """``model.sampling.dedup``: null deduplicates the deeper hops where that is exact (recent
+    sampling) and not under TGL's uniform sampling; true and false force it. Under recent
+    sampling TGAT scores every split alike either way. The learning rate is ~0: Adam turns float
+    rounding differences of near-zero gradients into full steps, so two trainings part within a
+    few batches however exact the forward is."""
     import pyg_tgl.data.loader as loader_module
     flags = []
 
@@ -163,14 +164,15 @@ def test_sampling_dedup_reaches_the_sampler_and_keeps_recent_runs(tmp_path, monk
 
     monkeypatch.setattr(loader_module, "TemporalNeighborLoader", RecordingLoader)
     # Without dropout, whose masks depend on how many rows each layer has.
-    base = [*SMALL, "model=tgat", "train.epoch=1", "model.sampling.strategy=recent",
-            "train.dropout=0", "train.att_dropout=0", "train.lr=1e-12"]
-    plain = run_experiment(cfg_of(*base), tmp_path / "plain", progress=False)
-    assert flags and not any(flags)
-    flags.clear()
-    dedup = run_experiment(cfg_of(*base, "model.sampling.dedup=true"), tmp_path / "dedup",
-                           progress=False)
+    base = [*SMALL, "model=tgat", "train.epoch=1", "train.dropout=0", "train.att_dropout=0",
+            "train.lr=1e-12"]
+    recent = [*base, "model.sampling.strategy=recent"]
+    dedup = run_experiment(cfg_of(*recent), tmp_path / "dedup", progress=False)
     assert flags and all(flags)
+    flags.clear()
+    plain = run_experiment(cfg_of(*recent, "model.sampling.dedup=false"), tmp_path / "plain",
+                           progress=False)
+    assert flags and not any(flags)
     for a, b in zip(_without_times(plain), _without_times(dedup)):
         assert a.keys() == b.keys()
         for k in a:
@@ -179,6 +181,13 @@ def test_sampling_dedup_reaches_the_sampler_and_keeps_recent_runs(tmp_path, monk
     for k, v in _test_metrics(plain).items():
         if isinstance(v, float):
             assert _test_metrics(dedup)[k] == pytest.approx(v, rel=1e-5), k
+    # TGL's uniform draws stay independent unless asked.
+    for option, expected in ((None, False), ("true", True)):
+        flags.clear()
+        extra = [] if option is None else [f"model.sampling.dedup={option}"]
+        run_experiment(cfg_of(*base, "train.max_events=1200", *extra),
+                       tmp_path / f"uniform{option}", progress=False)
+        assert flags and all(f == expected for f in flags)
 
 
 @pytest.mark.parametrize("overrides,match", [

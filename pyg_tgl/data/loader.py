@@ -148,8 +148,9 @@ class TemporalNeighborLoader:
             roots on Wikipedia at batch 600). Negatives and events are unchanged.
         dedup: sample the neighbours of hop ``l + 1`` once per distinct ``(node, time)`` of hop
             ``l`` (:class:`~pyg_tgl.data.sampler.TemporalSampler`'s ``dedup``; multi-hop models
-            such as TGAT). Under ``recent`` sampling exactly the same neighbourhoods; under
-            ``uniform`` a repeated ``(node, time)`` shares one draw instead of drawing again.
+            such as TGAT). Under ``recent`` sampling exactly the same neighbourhoods, so
+            ``None`` (the default) turns it on there; under ``uniform`` ``True`` makes a
+            repeated ``(node, time)`` share one draw instead of drawing again.
     """
 
     def __init__(self, data: TemporalData, num_neighbors: Optional[Sequence[int]] = (10,),
@@ -161,7 +162,7 @@ class TemporalNeighborLoader:
                  train_events: EventSelection = None,
                  use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1),
                  sample_negatives: bool = True, root_time: str = "event",
-                 dedup: bool = False) -> None:
+                 dedup: Optional[bool] = None) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if num_neg < 0:
@@ -189,6 +190,8 @@ class TemporalNeighborLoader:
         num_neighbors = list(num_neighbors or [])
         if num_neighbors:
             from pyg_tgl.data.sampler import TemporalSampler
+            if dedup is None:
+                dedup = strategy == "recent" and len(num_neighbors) > 1
             if tcsr is None:
                 from pyg_tgl.data.tcsr import TCSR
                 tcsr = TCSR.from_data(data, add_reverse=add_reverse)

@@ -90,7 +90,7 @@ def sampling_options(model_cfg: Any) -> Dict[str, Any]:
         "num_threads": s.get("num_thread", None),
         "no_neg": bool(s.get("no_neg", False)),
         "root_time": str(s.get("root_time", "event")),
-        "dedup": bool(s.get("dedup", False)),
+        "dedup": None if s.get("dedup", None) is None else bool(s["dedup"]),
     }
 
 
