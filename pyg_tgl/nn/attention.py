@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -12,6 +12,13 @@ from torch_geometric.utils import softmax
 from pyg_tgl.nn.time_encoder import TimeEncoder
 
 SCORES = ("leaky_relu", "scaled_dot")
+
+
+def stacked_key_value(w_k: torch.nn.Linear, w_v: torch.nn.Linear) -> Tuple[Tensor, Tensor]:
+    """The key and value projections' weights and biases stacked, ``[2 d, d_in]`` and ``[2 d]``:
+    one product gives keys and values together, reading the (wide, per-edge) input once."""
+    return (torch.cat([w_k.weight, w_v.weight], dim=0),
+            torch.cat([w_k.bias, w_v.bias], dim=0))
 
 
 class TemporalAttention(MessagePassing):
@@ -134,8 +141,7 @@ class TemporalAttention(MessagePassing):
         n = z.size(0)
         # One product with the stacked key/value weights reads the wide per-edge input once and
         # gives its gradient with one product in backward (instead of two plus a sum).
-        weight = torch.cat([self.w_k.weight, self.w_v.weight], dim=0)
-        bias = torch.cat([self.w_k.bias, self.w_v.bias], dim=0)
+        weight, bias = stacked_key_value(self.w_k, self.w_v)
         return torch.nn.functional.linear(z, weight, bias).view(n, 2, self.num_heads,
                                                                  self.dim_head)
 
@@ -281,8 +287,7 @@ class TemporalAttention(MessagePassing):
         like = self._like()
         x_dst = x.index_select(0, node_of[:num_roots]) if self.dim_node else None
         q = self._query(x_dst, num_roots, like)
-        weight = torch.cat([self.w_k.weight, self.w_v.weight], dim=0)
-        bias = torch.cat([self.w_k.bias, self.w_v.bias], dim=0)
+        weight, bias = stacked_key_value(self.w_k, self.w_v)
         width = self.dim_node + self.dim_edge
         if width:
             if self.dim_node and self.dim_edge:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_tgl.nn.attention import stacked_key_value
 from pyg_tgl.nn.time_encoder import TimeEncoder
 
 
@@ -201,8 +202,7 @@ class TransformerUpdater(torch.nn.Module):
         # part depends on the node only, so it runs once per node (then gathered to the
         # queries) and, the mails needing no gradient, gets none in backward; only the time
         # part runs per query.
-        weight = torch.cat([self.w_k.weight, self.w_v.weight], dim=0)
-        bias = torch.cat([self.w_k.bias, self.w_v.bias], dim=0)
+        weight, bias = stacked_key_value(self.w_k, self.w_v)
         kv = F.linear(mail.to(memory.dtype), weight[:, :self.dim_mail], bias)
         q = self.w_q(memory)
         if index is not None:
