@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 
 from pyg_tgl.run import config_dir
 from pyg_tgl.train import loop
+from pyg_tgl.train.checkpoint import load_checkpoint, save_checkpoint
 from pyg_tgl.train.experiment import ConfigError, run_experiment, validate_config
 from pyg_tgl.train.node import TemporalEmbedder, train_classifier
 
@@ -76,6 +77,25 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
                        tmp_path / "killed", progress=False)
     with pytest.raises(ConfigError, match="no checkpoint"):
         run_experiment(cfg_of(*overrides, "resume=true"), tmp_path / "empty", progress=False)
+
+
+def test_checkpoints_from_before_an_option_existed_resume(tmp_path):
+    # A checkpoint written before model.sampling.root_time / dedup existed resumes under the
+    # values that reproduce it, and is refused under any other value, naming the option.
+    overrides = SMALL + ["model=tgat", "model.sampling.strategy=recent"]
+    run_experiment(cfg_of(*overrides, "train.epoch=1"), tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    for key in ("root_time", "dedup"):
+        del state["config"]["model"]["sampling"][key]
+    save_checkpoint(state, last)
+
+    with pytest.raises(ConfigError, match=r"\(model\.sampling\.root_time\)"):
+        run_experiment(cfg_of(*overrides, "train.epoch=2", "resume=true",
+                              "model.sampling.root_time=batch"), tmp_path, progress=False)
+    resumed = run_experiment(cfg_of(*overrides, "train.epoch=2", "resume=true"), tmp_path,
+                             progress=False)
+    assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]
 
 
 def test_protocols_early_stopping_and_outputs(tmp_path):

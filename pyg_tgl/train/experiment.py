@@ -14,6 +14,7 @@ Evaluation protocols (``eval.memory_carry``):
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -397,6 +398,40 @@ def _write_json(obj: Dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+# Options added after checkpoints were already being written, with the value that trains what those
+# checkpoints trained. A checkpoint that lacks one resumes when the current run keeps that value.
+# (``sampling.dedup: null`` deduplicates only where that is exact, so its results are the same.)
+ADDED_OPTIONS: Dict[Tuple[str, ...], Any] = {
+    ("model", "sampling", "root_time"): "event",
+    ("model", "sampling", "dedup"): None,
+    ("model", "memory", "storage_dtype"): "float32",
+}
+
+
+def _with_added_options(saved: Dict[str, Any]) -> Dict[str, Any]:
+    """A :func:`_comparable` dict with the :data:`ADDED_OPTIONS` it lacks filled in."""
+    saved = copy.deepcopy(saved)
+    for path, value in ADDED_OPTIONS.items():
+        section = saved
+        for key in path[:-1]:
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            section.setdefault(path[-1], value)
+    return saved
+
+
+def _changed_options(saved: Dict[str, Any], current: Dict[str, Any], prefix: str = "") -> List[str]:
+    """Dotted names of the options whose values differ between two :func:`_comparable` dicts."""
+    out = []
+    for key in sorted(set(saved) | set(current), key=str):
+        a, b, name = saved.get(key), current.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_options(a, b, name + ".")
+        elif a != b or (key in saved) != (key in current):
+            out.append(name)
+    return out
+
+
 def _comparable(cfg: DictConfig) -> Dict[str, Any]:
     """The parts of a configuration a resumed run must share with the interrupted one."""
     out = {}
@@ -462,10 +497,11 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                 f"resume={resume!r}: no checkpoint at {src}; point hydra.run.dir (or resume=) "
                 f"at the interrupted run's directory")
         state = dist.broadcast_object(load_checkpoint(src, map_location="cpu") if main else None)
-        if state["config"] != _comparable(cfg):
-            diff = sorted(k for k in state["config"] if state["config"][k] != _comparable(cfg)[k])
+        changed = _changed_options(_with_added_options(state["config"]),
+                                   _with_added_options(_comparable(cfg)))
+        if changed:
             raise ConfigError(f"resume={resume!r}: the checkpoint was written with different "
-                              f"options ({', '.join(diff)}); resume with the same configuration")
+                              f"options ({', '.join(changed)}); resume with the same configuration")
         load_model_state(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         train_loader.load_state_dict(state["train_loader"])
