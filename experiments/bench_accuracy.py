@@ -45,7 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the peers live in experiments/peers
     sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "experiments" / "results"
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 #: pyg_tgl's models (``conf/model``) and the peers.
 MODELS = ("jodie", "dysat", "tgat", "tgn", "apan")

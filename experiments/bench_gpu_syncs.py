@@ -101,6 +101,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=600)
     p.add_argument("--no-peer", action="store_true", help="skip PyG's TGN example")
+    p.add_argument("--host-plans", action="store_true",
+                   help="also count each model with LinkTrainer(host_plans=True) (rows "
+                        "pyg_tgl_*_hostplans)")
     args = p.parse_args(argv)
     if torch.device(args.device).type != "cuda" or not torch.cuda.is_available():
         raise SystemExit("bench_gpu_syncs: needs a CUDA device (--device cuda); "
@@ -110,10 +113,11 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     out: Dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                  "batches": args.batches, "batch_size": args.batch_size, "runs": {}}
     for name in [m for m in args.models.split(",") if m]:
-        ours = Ours(data, tcsr, name, args.batch_size, "float32", 1, device=args.device,
-                    sync_timers=False)
-        out["runs"][f"pyg_tgl_{name}"] = per_batch(
-            lambda k: ours.trainer.train_epoch(0, max_batches=k), args.batches)
+        for plans in (False, True) if args.host_plans else (False,):
+            ours = Ours(data, tcsr, name, args.batch_size, "float32", 1, device=args.device,
+                        sync_timers=False, host_plans=plans)
+            out["runs"][f"pyg_tgl_{name}{'_hostplans' if plans else ''}"] = per_batch(
+                lambda k: ours.trainer.train_epoch(0, max_batches=k), args.batches)
     if not args.no_peer:
         from experiments.peers.pyg_tgn import time_pyg_tgn_epoch
         out["runs"]["pyg_tgn"] = per_batch(

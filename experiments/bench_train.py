@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from experiments.peers import read_events_csv, split_indices  # noqa: E402
+from pyg_tgl.data.datasets import shared_data_dir  # noqa: E402
 from pyg_tgl.data.loader import TemporalNeighborLoader  # noqa: E402
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events  # noqa: E402
 from pyg_tgl.data.tcsr import TCSR  # noqa: E402
@@ -57,7 +58,7 @@ from pyg_tgl.train.experiment import sampling_options  # noqa: E402
 from pyg_tgl.train.loop import LinkTrainer  # noqa: E402
 from pyg_tgl.train.schedule import BatchSchedule  # noqa: E402
 
-DATA_DIR = ROOT.parent / "shared" / "data"
+DATA_DIR = shared_data_dir()  # $PYG_TGL_SHARED_DATA, else ../shared/data
 RESULTS = ROOT / "experiments" / "results"
 PHASES = ("sample", "memory", "gnn", "backward", "update")
 MODELS = ("tgn", "tgat", "jodie", "apan", "dysat")
@@ -121,9 +122,11 @@ class Ours:
 
     def __init__(self, data: TemporalData, tcsr: TCSR, name: str, batch_size: int,
                  precision: str, threads: int, seed: int = 0, device: str = "cpu",
-                 sync_timers: bool = True, root_time: Optional[str] = None) -> None:
+                 sync_timers: bool = True, root_time: Optional[str] = None,
+                 host_plans: bool = False) -> None:
         self.data, self.name, self.batch_size = data, name, batch_size
         self.device, self.sync_timers = torch.device(device), sync_timers
+        self.host_plans = host_plans
         self.cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml").model
         if root_time is not None:
             self.cfg.sampling.root_time = root_time
@@ -151,7 +154,7 @@ class Ours:
         self.trainer = LinkTrainer(self.model, opt, self.loader(train, self.seed),
                                    BatchSchedule(train, self.batch_size), device=self.device,
                                    progress=False, precision=self.precision,
-                                   sync_timers=self.sync_timers)
+                                   sync_timers=self.sync_timers, host_plans=self.host_plans)
 
     def time_epoch(self, max_batches: Optional[int]) -> Dict[str, Any]:
         self.phases.memory = self.phases.forward = 0.0
@@ -233,13 +236,18 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
         tcsr = TCSR.from_data(data, add_reverse=True)
         res: Dict[str, Any] = {"num_events": data.num_events, "runs": {}}
         # TGN: ours (each precision) and the peers, interleaved round by round.
+        where = {"device": args.device, "sync_timers": args.sync}
         ours = {f"pyg_tgl_tgn_{p}": Ours(data, tcsr, "tgn", args.batch_size, p,
-                                         args.sampler_threads, device=args.device)
+                                         args.sampler_threads, **where)
                 for p in precisions}
         if args.batch_roots:
             ours[f"pyg_tgl_tgn_{precisions[0]}_batchroots"] = Ours(
                 data, tcsr, "tgn", args.batch_size, precisions[0], args.sampler_threads,
-                device=args.device, root_time="batch")
+                root_time="batch", **where)
+        if args.host_plans:
+            ours[f"pyg_tgl_tgn_{precisions[0]}_hostplans"] = Ours(
+                data, tcsr, "tgn", args.batch_size, precisions[0], args.sampler_threads,
+                host_plans=True, **where)
         for o in ours.values():  # warm-up: first-touch allocations and lazy inits
             o.time_epoch(3)
         rounds: Dict[str, List[Dict[str, Any]]] = {name: [] for name in ours}
@@ -251,8 +259,7 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
                       f"{rounds[name][-1]['events_per_second']:.0f} ev/s", flush=True)
             for name, fns in peers.items():
                 rounds[name].append(fns["time"](data, batch_size=args.batch_size,
-                                                max_batches=args.max_batches,
-                                                device=args.device))
+                                                max_batches=args.max_batches, **where))
                 print(f"[{which}] round {r}: {name}: "
                       f"{rounds[name][-1]['events_per_second']:.0f} ev/s", flush=True)
         for name, rs in rounds.items():
@@ -269,15 +276,24 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
         for m in models:
             if m == "tgn":
                 continue
-            o = Ours(data, tcsr, m, args.batch_size, precisions[0], args.sampler_threads,
-                     device=args.device)
-            o.time_epoch(3)
-            rs = [o.time_epoch(args.max_batches) for _ in range(args.rounds_others)]
-            res["runs"][f"pyg_tgl_{m}_{precisions[0]}"] = _summary(rs)
-            print(f"[{which}] pyg_tgl {m}: {rs[-1]['events_per_second']:.0f} ev/s", flush=True)
-            if args.ap_epochs:
-                res["runs"][f"pyg_tgl_{m}_{precisions[0]}"].update(
-                    o.train_and_test(args.ap_epochs))
+            variants = {f"pyg_tgl_{m}_{precisions[0]}": False}
+            if args.host_plans:
+                variants[f"pyg_tgl_{m}_{precisions[0]}_hostplans"] = True
+            others = {name: Ours(data, tcsr, m, args.batch_size, precisions[0],
+                                 args.sampler_threads, host_plans=plans, **where)
+                      for name, plans in variants.items()}
+            for o in others.values():
+                o.time_epoch(3)
+            rs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in others}
+            for _ in range(args.rounds_others):  # interleaved, as TGN's rows
+                for name, o in others.items():
+                    rs[name].append(o.time_epoch(args.max_batches))
+            for name, o in others.items():
+                res["runs"][name] = _summary(rs[name])
+                print(f"[{which}] {name}: {rs[name][-1]['events_per_second']:.0f} ev/s",
+                      flush=True)
+                if args.ap_epochs:
+                    res["runs"][name].update(o.train_and_test(args.ap_epochs))
         base = res["runs"].get("pyg_tgn")
         if base:
             for name, run in res["runs"].items():
@@ -292,13 +308,15 @@ def markdown(out: Dict[str, Any]) -> str:
     m = out["machine"]
     a = out["args"]
     gpu = f" and {m['gpu']} ({m['device']})" if m.get("gpu") else ""
+    unsynced = ("" if a.get("sync", True) or not m.get("gpu") else
+                ", no synchronisation at phase borders (the time split is the host's share)")
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores{gpu}, torch {m['torch']} "
              f"({m['torch_threads']} threads); load average at start "
              f"{', '.join(f'{x:.2f}' for x in m['load_average'])}, at end "
              f"{', '.join(f'{x:.2f}' for x in m.get('load_average_end', []))}. Batch "
              f"{a['batch_size']}, {a['edge_dim']}-dim edge features, "
              f"{'full epoch' if a['max_batches'] is None else str(a['max_batches']) + ' batches'}"
-             f", {a['rounds']} interleaved rounds.", ""]
+             f", {a['rounds']} interleaved rounds{unsynced}.", ""]
     for which, res in out["datasets"].items():
         lines += [f"### {which} ({res['num_events']:,} events)", "",
                   "| run | events/s median | min-max | vs PyG TGN | sample | memory | gnn | "
@@ -330,6 +348,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     p.add_argument("--no-batch-roots", dest="batch_roots", action="store_false",
                    help="skip TGN with sampling.root_time=batch (every root at the batch's "
                         "start, each distinct node embedded once, as PyG's example)")
+    p.add_argument("--host-plans", action="store_true",
+                   help="also time each model with LinkTrainer(host_plans=True): the index work "
+                        "planned on the host by the loader's thread (rows *_hostplans)")
     p.add_argument("--edge-dim", type=int, default=172)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rounds-others", type=int, default=1)
@@ -344,6 +365,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     p.add_argument("--device", default="cpu",
                    help="where ours and the peers train, e.g. cuda (CUDA synchronises at phase "
                         "borders for the time split, in ours and the peers alike)")
+    p.add_argument("--no-sync", dest="sync", action="store_false",
+                   help="CUDA: no synchronisation at phase borders (the throughput a user gets; "
+                        "the time split then counts only the host's share)")
     p.add_argument("--tag", default="", help="suffix of the result files")
     args = p.parse_args(argv)
     if args.rounds < 1:

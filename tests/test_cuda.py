@@ -6,6 +6,7 @@ CI has no GPU, so these tests skip there; they run wherever ``torch.cuda.is_avai
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -37,7 +38,7 @@ def _data() -> TemporalData:
 
 
 def _trainer(name: str, data: TemporalData, device: str, model: TemporalGNN = None,
-             lr: float = 1e-3) -> Tuple[LinkTrainer, TemporalGNN, Dict]:
+             lr: float = 1e-3, host_plans: bool = False) -> Tuple[LinkTrainer, TemporalGNN, Dict]:
     cfg = OmegaConf.load(CONF / f"{name}.yaml").model
     s = sampling_options(cfg)
     if name == "dysat":  # snapshots scaled to the synthetic stream's span
@@ -47,7 +48,8 @@ def _trainer(name: str, data: TemporalData, device: str, model: TemporalGNN = No
         return TemporalNeighborLoader(data, s["num_neighbors"], strategy=s["strategy"],
                                       batch_size=BATCH, events=events, prop_time=s["prop_time"],
                                       history=s["history"], duration=s["duration"],
-                                      num_threads=1, seed=seed)
+                                      num_threads=1, seed=seed,
+                                      sample_negatives=not s["no_neg"])
     if model is None:
         torch.manual_seed(0)
         # No dropout: CPU and CUDA draw different random masks.
@@ -56,7 +58,8 @@ def _trainer(name: str, data: TemporalData, device: str, model: TemporalGNN = No
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     train = slice(0, 1000)
     trainer = LinkTrainer(model, opt, loader(train, 0), BatchSchedule(train, BATCH),
-                          device=device, progress=False, sync_timers=False)
+                          device=device, progress=False, sync_timers=False,
+                          host_plans=host_plans)
     return trainer, model, {"val": loader(slice(1000, NUM_EVENTS), 1)}
 
 
@@ -111,6 +114,30 @@ def test_cuda_matches_cpu_for_the_same_parameters(name):
     ma = cpu_trainer.evaluate(cpu_loaders["val"])
     mb = gpu_trainer.evaluate(gpu_loaders["val"])
     assert abs(ma["ap"] - mb["ap"]) < 1e-3, f"{name}: val AP {ma['ap']} vs {mb['ap']}"
+
+
+def _host_synchronisations(trainer: LinkTrainer, batches: int = 5):
+    """The host synchronisations (``torch.cuda.set_sync_debug_mode``) of one partial epoch."""
+    trainer.train_epoch(0, max_batches=2)  # warm-up: lazy initialisations may synchronise
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.train_epoch(1, max_batches=batches)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_steps_never_wait_for_the_device(name):
+    # With the index work planned on the host (LinkTrainer(host_plans=True)) and fixed-shape
+    # memory writes, a training step queues its kernels without waiting for any: the only
+    # synchronisation is reading the epoch's mean loss back at its end.
+    trainer, _, _ = _trainer(name, _data(), "cuda", host_plans=True)
+    assert trainer.host_plans and trainer.train_loader.pin_memory
+    sites = _host_synchronisations(trainer)
+    assert len(sites) <= 1, f"{name}: {len(sites)} synchronisations in 5 batches: {sites}"
 
 
 def test_pinned_host_memory_matches_device_memory():

@@ -108,3 +108,75 @@ def test_unique_inputs_give_the_same_training_run(name, strategy, root_time):
             assert torch.allclose(fast.memory.memory, slow.memory.memory, rtol=1e-3, atol=1e-5)
     if root_time == "batch":
         assert duplicates > 0.3 * loader.events.numel()  # the compaction had work to do
+
+
+@pytest.mark.parametrize("name", ["jodie", "dysat", "tgat", "tgn", "apan"])
+def test_host_index_plans_give_the_same_training_run(name):
+    # LinkTrainer(host_plans=True) has the prefetching loader compute TemporalGNN.index_plan on
+    # the host (what a CUDA device gets by default): the same losses, memory and scores.
+    from pyg_tgl.train.experiment import sampling_options
+    from pyg_tgl.train.loop import LinkTrainer
+    from pyg_tgl.train.schedule import BatchSchedule
+
+    data = _data()
+    cfg = OmegaConf.load(CONF / f"{name}.yaml").model
+    if name == "dysat":
+        cfg.sampling.duration = float(data.t.max() - data.t.min()) / 10
+    if name == "tgat":
+        cfg.sampling.strategy = "recent"  # deduplicated roots and hops too
+    runs = []
+    for host_plans in (False, True):
+        torch.manual_seed(0)
+        model = TemporalGNN(cfg, 40, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
+        s = sampling_options(cfg)
+
+        def loader(events, seed):
+            return TemporalNeighborLoader(
+                data, s["num_neighbors"], strategy=s["strategy"], batch_size=150,
+                events=events, num_threads=1, seed=seed, prefetch=True, history=s["history"],
+                duration=s["duration"], sample_negatives=not s["no_neg"])
+        train = slice(0, 600)
+        trainer = LinkTrainer(model, torch.optim.Adam(model.parameters(), lr=1e-3),
+                              loader(train, 0), BatchSchedule(train, 150), progress=False,
+                              host_plans=host_plans)
+        if host_plans:
+            assert trainer.train_loader.transform == model.index_plan
+        losses = [trainer.train_epoch(e)["loss"] for e in range(2)]
+        val = loader(slice(600, 900), 1)
+        m = trainer.evaluate(val)
+        assert val.transform is None  # evaluation restores the loader's own options
+        runs.append((losses, m["ap"], m["mrr"],
+                     None if model.memory is None else model.memory.memory.clone()))
+    (la, apa, mrra, mema), (lb, apb, mrrb, memb) = runs
+    assert la == lb and apa == apb and mrra == mrrb
+    assert mema is None or torch.equal(mema, memb)
+
+
+def test_index_plan_travels_with_the_batch_and_is_checked():
+    data = _data(300)
+    cfg = OmegaConf.load(CONF / "tgn.yaml").model
+    model = TemporalGNN(cfg, 40, edge_feat=data.msg)
+    loader = TemporalNeighborLoader(data, [10], batch_size=100, num_threads=1,
+                                    transform=model.index_plan)
+    batch = next(iter(loader))
+    plan, = batch.plan
+    assert set(plan) == {"pairs", "memory", "roots", "edges", "neighbor_pairs"}
+    # Named tuples keep their type when the batch moves.
+    moved = batch.to("cpu")
+    assert type(moved.plan[0]["memory"]) is type(plan["memory"])
+    assert torch.equal(moved.plan[0]["memory"].query_of, plan["memory"].query_of)
+    # The memory's plan reproduces torch.unique's maps: query rows index back to the queries.
+    nodes, ts, _ = plan["pairs"]
+    q = plan["memory"]
+    assert torch.equal(q.nodes[q.node_of], nodes)
+    assert torch.equal(q.nodes[q.query_node][q.query_of], nodes)
+    assert torch.equal(q.query_t[q.query_of], ts)
+    batch.plan = batch.plan * 2
+    with pytest.raises(ValueError, match="batch.plan has 2 snapshots"):
+        model(batch)
+    # A malformed batch is named before any plan is computed.
+    batch.blocks = [[]]
+    for plan in (None, batch.plan[:1]):
+        batch.plan = plan
+        with pytest.raises(ValueError, match="snapshot 0 has 0 hops, the model has 1 layers"):
+            model(batch)

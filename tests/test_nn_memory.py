@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyg_tgl.data.batch import SampledHop, TemporalBatch
-from pyg_tgl.nn import Mailbox, NodeMemory, TemporalGNN, latest_per_node
+from pyg_tgl.nn import Mailbox, NodeMemory, TemporalGNN, latest_entry_of, latest_per_node
 
 F64 = torch.float64
 
@@ -39,6 +39,8 @@ def test_latest_per_node_matches_brute_force():
             if v not in best or ts[i] >= ts[best[v]]:
                 best[v] = i
         assert keep.tolist() == [best[v] for v in sorted(best)]
+        # The fixed-shape form names the same winner for every entry.
+        assert latest_entry_of(nodes, ts).tolist() == [best[int(v)] for v in nodes]
 
 
 def test_mailbox_single_slot_keeps_latest_mail_per_node():

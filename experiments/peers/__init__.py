@@ -196,16 +196,23 @@ def eval_rng(device: Union[str, torch.device], seed: int = EVAL_SEED) -> Iterato
 
 
 class PhaseTimer:
-    """Accumulates wall time per named phase of a training loop (synchronising CUDA first)."""
+    """Accumulates wall time per named phase of a training loop (synchronising CUDA first, unless
+    ``sync`` is off: then the phases are only the host's share and the total stays exact)."""
 
-    def __init__(self, device: Union[str, torch.device] = "cpu") -> None:
+    def __init__(self, device: Union[str, torch.device] = "cpu", sync: bool = True) -> None:
         self.device = torch.device(device)
+        self.sync = sync
         self.seconds: Dict[str, float] = {}
         self._last = 0.0
 
-    def _sync(self) -> None:
+    def synchronize(self) -> None:
+        """Waits for the device's queued work (CUDA); a no-op on CPU."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def _sync(self) -> None:
+        if self.sync:
+            self.synchronize()
 
     def start(self) -> None:
         self._sync()
@@ -229,11 +236,14 @@ def progress_bar(loader, on: bool, desc: str):
 
 
 def timed_epoch(peer: str, train_epoch, events: int, batches: int,
-                device: Union[str, torch.device], batch_size: int) -> Dict[str, Any]:
+                device: Union[str, torch.device], batch_size: int,
+                sync_timers: bool = True) -> Dict[str, Any]:
     """Runs ``train_epoch(timer)`` once and returns its wall time, throughput and time split."""
-    timer = PhaseTimer(device)
+    timer = PhaseTimer(device, sync_timers)
+    timer.synchronize()
     start = time.perf_counter()
     loss = train_epoch(timer)
+    timer.synchronize()
     seconds = time.perf_counter() - start
     split = {p: timer.seconds.get(p, 0.0) for p in PHASES}
     split["other"] = max(seconds - sum(split.values()), 0.0)

@@ -286,8 +286,8 @@ def time_tgm_tgn_epoch(data: TemporalData, batch_size: int = 600, lr: float = 1e
                        memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                        num_neighbors: int = 10, seed: int = 0,
                        device: Union[str, torch.device] = "cpu", val_ratio: float = 0.15,
-                       test_ratio: float = 0.15, max_batches: Optional[int] = None
-                       ) -> Dict[str, Any]:
+                       test_ratio: float = 0.15, max_batches: Optional[int] = None,
+                       sync_timers: bool = True) -> Dict[str, Any]:
     r"""Times exactly one training epoch of TGM's TGN example (the speed benchmark).
 
     Same return value as :func:`experiments.peers.pyg_tgn.time_pyg_tgn_epoch`; ``sample`` here
@@ -303,7 +303,7 @@ def time_tgm_tgn_epoch(data: TemporalData, batch_size: int = 600, lr: float = 1e
     def epoch(timer: PhaseTimer) -> float:
         return model.train_epoch(timer, max_batches=max_batches)
 
-    return timed_epoch("tgm_tgn", epoch, events, num_batches, device, batch_size)
+    return timed_epoch("tgm_tgn", epoch, events, num_batches, device, batch_size, sync_timers)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -7,7 +7,7 @@ consumed by any PyG code (``edge_index`` is a regular COO index, neighbour -> ro
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import List
+from typing import Any, Dict, List, Optional
 
 from torch import Tensor
 
@@ -17,6 +17,11 @@ def _apply(obj, fn):
         return fn(obj)
     if isinstance(obj, list):
         return [_apply(o, fn) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _apply(v, fn) for k, v in obj.items()}
+    if isinstance(obj, tuple):  # named tuples keep their type
+        items = [_apply(o, fn) for o in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
     if isinstance(obj, _TensorContainer):
         return type(obj)(**{f.name: _apply(getattr(obj, f.name), fn) for f in fields(obj)})
     return obj
@@ -99,6 +104,9 @@ class TemporalBatch(_TensorContainer):
         root_nodes, root_ts: the roots given to the sampler.
         blocks: ``blocks[s][l]`` is hop ``l`` of snapshot ``s`` (one snapshot unless DySAT-style
             ``history > 1``; the last snapshot is the most recent). Empty when no sampling.
+        plan: a model's index work on this batch, computed ahead on the host (e.g.
+            :meth:`~pyg_tgl.nn.TemporalGNN.index_plan` as the loader's ``transform``); ``None``
+            when the model computes it itself.
     """
 
     src: Tensor
@@ -109,6 +117,7 @@ class TemporalBatch(_TensorContainer):
     root_nodes: Tensor
     root_ts: Tensor
     blocks: List[List[SampledHop]] = field(default_factory=list)
+    plan: Optional[List[Dict[str, Any]]] = None
 
     @property
     def num_events(self) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -151,6 +151,11 @@ class TemporalNeighborLoader:
             such as TGAT). Under ``recent`` sampling exactly the same neighbourhoods, so
             ``None`` (the default) turns it on there; under ``uniform`` ``True`` makes a
             repeated ``(node, time)`` share one draw instead of drawing again.
+        transform: applied to each batch where it is built (in the prefetch thread with
+            ``prefetch``); a callable returning the batch's ``plan``
+            (:meth:`~pyg_tgl.nn.TemporalGNN.index_plan`), stored there. Settable later.
+        pin_memory: return batches in page-locked host memory, so that moving them to a CUDA
+            device with ``non_blocking=True`` is asynchronous. Settable later.
     """
 
     def __init__(self, data: TemporalData, num_neighbors: Optional[Sequence[int]] = (10,),
@@ -162,7 +167,9 @@ class TemporalNeighborLoader:
                  train_events: EventSelection = None,
                  use_pointer_cache: bool = False, shard: Tuple[int, int] = (0, 1),
                  sample_negatives: bool = True, root_time: str = "event",
-                 dedup: Optional[bool] = None) -> None:
+                 dedup: Optional[bool] = None,
+                 transform: Optional[Callable[[TemporalBatch], Any]] = None,
+                 pin_memory: bool = False) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if num_neg < 0:
@@ -184,6 +191,7 @@ class TemporalNeighborLoader:
         self.num_neg = int(num_neg)
         self.events = _event_ids(events, data.num_events)
         self.prefetch = prefetch
+        self.transform, self.pin_memory = transform, bool(pin_memory)
         self.neg_sampler = NegativeSampler(data, neg_sampling, seed=seed,
                                            train_events=train_events)
         self.sampler = None
@@ -219,6 +227,13 @@ class TemporalNeighborLoader:
             return len(self._batches)
         return (int(self.events.numel()) + self.batch_size - 1) // self.batch_size
 
+    def _ready_batch(self, event_ids: Tensor) -> TemporalBatch:
+        """:meth:`make_batch`, then the ``transform``'s plan and page-locking."""
+        batch = self.make_batch(event_ids)
+        if self.transform is not None:
+            batch.plan = self.transform(batch)
+        return batch.pin_memory() if self.pin_memory else batch
+
     def make_batch(self, event_ids: Tensor) -> TemporalBatch:
         """Builds one batch (negatives + neighbourhoods) for the given events (this rank's slice
         of them when sharded)."""
@@ -244,23 +259,23 @@ class TemporalNeighborLoader:
                              root_nodes=root_nodes, root_ts=root_ts, blocks=blocks)
 
     def __iter__(self) -> Iterator[TemporalBatch]:
-        plan = self._batches if self._batches is not None else self._default_batches()
+        batches = self._batches if self._batches is not None else self._default_batches()
         self._batches = None
         if not self.prefetch:
-            return (self.make_batch(ids) for ids in plan)
-        return self._prefetching(plan)
+            return (self._ready_batch(ids) for ids in batches)
+        return self._prefetching(batches)
 
-    def _prefetching(self, plan: List[Tensor]) -> Iterator[TemporalBatch]:
+    def _prefetching(self, batches: List[Tensor]) -> Iterator[TemporalBatch]:
         out: "queue.Queue" = queue.Queue(maxsize=2)
         stop = threading.Event()
         done = object()
 
         def produce() -> None:
             try:
-                for ids in plan:
+                for ids in batches:
                     if stop.is_set():
                         return
-                    out.put(self.make_batch(ids))
+                    out.put(self._ready_batch(ids))
                 out.put(done)
             except BaseException as exc:  # surfaced in the consumer thread
                 out.put(exc)

@@ -253,7 +253,8 @@ class TemporalAttention(MessagePassing):
 
     def forward_dense_unique(self, x: Optional[Tensor], node_of: Optional[Tensor],
                              dense_index: Tensor, dt: Tensor, edge_attr: Optional[Tensor] = None,
-                             edge_of: Optional[Tensor] = None) -> Tensor:
+                             edge_of: Optional[Tensor] = None,
+                             pairs: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
         """:meth:`forward_dense` with inputs given once per distinct row.
 
         A sampled neighbourhood lists the same ``(neighbour, edge)`` many times (on Wikipedia
@@ -268,6 +269,9 @@ class TemporalAttention(MessagePassing):
             dt: ``[E]`` root time minus edge time.
             edge_attr: ``[U_e, dim_edge]`` distinct edge features.
             edge_of: ``[E]`` row of ``edge_attr`` of each sampled edge.
+            pairs: ``torch.unique(key, return_inverse=True)`` of the neighbours' keys
+                ``node_of[R:] * U_e + edge_of`` (``node_of[R:]`` without edge features),
+                computed ahead of time (e.g. on the host); computed here when ``None``.
 
         Returns:
             ``[R, dim_out]`` root embeddings, equal to :meth:`forward_dense` on the expanded
@@ -292,8 +296,8 @@ class TemporalAttention(MessagePassing):
         if width:
             if self.dim_node and self.dim_edge:
                 num_e = edge_attr.size(0)
-                pair, pair_of = torch.unique(node_of[num_roots:] * num_e + edge_of,
-                                             return_inverse=True)
+                pair, pair_of = pairs if pairs is not None else torch.unique(
+                    node_of[num_roots:] * num_e + edge_of, return_inverse=True)
                 # Two products rather than one over the concatenation: the edge features need
                 # no gradient, so backward computes the input gradient of the node part only.
                 kv = (torch.nn.functional.linear(x.index_select(0, pair // num_e),
@@ -302,7 +306,8 @@ class TemporalAttention(MessagePassing):
                           edge_attr.index_select(0, pair % num_e).to(like.dtype),
                           weight[:, self.dim_node:width]))
             elif self.dim_node:
-                pair, pair_of = torch.unique(node_of[num_roots:], return_inverse=True)
+                pair, pair_of = pairs if pairs is not None else torch.unique(
+                    node_of[num_roots:], return_inverse=True)
                 kv = torch.nn.functional.linear(x.index_select(0, pair), weight[:, :width])
             else:
                 kv = torch.nn.functional.linear(edge_attr.to(like.dtype), weight[:, :width])

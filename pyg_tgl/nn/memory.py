@@ -28,6 +28,29 @@ def latest_per_node(nodes: Tensor, ts: Tensor) -> Tensor:
     return order.index_select(0, last)
 
 
+def latest_entry_of(nodes: Tensor, ts: Tensor) -> Tensor:
+    """For each entry ``i``, the position of the latest entry of node ``nodes[i]`` (largest
+    ``ts``, ties to the largest position), as :func:`latest_per_node` picks them.
+
+    Writing ``values[winner]`` at ``nodes`` (every entry, duplicates with identical rows) stores
+    what writing the latest entries alone stores, with shapes fixed by the input: unlike
+    ``torch.unique`` this never waits for an accelerator.
+    """
+    n = nodes.numel()
+    if n == 0:
+        return torch.empty(0, dtype=torch.long, device=nodes.device)
+    # Entries ordered by (node, time, position): each node's run ends with its latest entry.
+    order = torch.sort(ts, stable=True).indices
+    order = order.index_select(0, torch.sort(nodes.index_select(0, order), stable=True).indices)
+    by_node = nodes.index_select(0, order)
+    run = torch.cat([by_node.new_zeros(1), (by_node[1:] != by_node[:-1]).long()]).cumsum(0)
+    rank = torch.arange(n, device=nodes.device)
+    run_end = torch.zeros(n, dtype=torch.long, device=nodes.device).scatter_reduce_(
+        0, run, rank, reduce="amax")
+    winner_sorted = order.index_select(0, run_end.index_select(0, run))
+    return torch.empty_like(order).scatter_(0, order, winner_sorted)
+
+
 def _gather(storage: Tensor, index: Tensor, device: torch.device) -> Tensor:
     index = index.to(storage.device)
     if storage.device == device:
@@ -184,10 +207,12 @@ class Mailbox(_StateModule):
         return _gather(self.mail, nodes, device), _gather(self.mail_ts, nodes, device)
 
     @torch.no_grad()
-    def deliver(self, nodes: Tensor, mails: Tensor, ts: Tensor) -> Tensor:
+    def deliver(self, nodes: Tensor, mails: Tensor, ts: Tensor,
+                return_nodes: bool = True) -> Optional[Tensor]:
         """Delivers ``mails [n, dim]`` stamped ``ts [n]`` to ``nodes [n]`` (detached).
 
-        Returns the distinct nodes that received a mail (sorted).
+        Returns the distinct nodes that received a mail (sorted), or ``None`` without
+        ``return_nodes`` (which spares an accelerator a host synchronisation).
         """
         n = nodes.numel()
         if mails.dim() != 2 or mails.size(0) != n or mails.size(1) != self.dim_mail:
@@ -199,8 +224,8 @@ class Mailbox(_StateModule):
         dev = self.mail.device
         nodes, mails, ts = nodes.to(dev).long(), mails.detach().to(dev), ts.to(dev)
         if self.combine == "last":
-            keep = latest_per_node(nodes, ts)
-            nodes, mails, ts = nodes[keep], mails[keep], ts[keep]
+            winner = latest_entry_of(nodes, ts)
+            mails, ts = mails.index_select(0, winner), ts.index_select(0, winner)
         else:
             nodes, inv = torch.unique(nodes, return_inverse=True)
             count = torch.bincount(inv, minlength=nodes.numel()).unsqueeze(1)
@@ -219,7 +244,9 @@ class Mailbox(_StateModule):
             self.mail_ts.index_put_((nodes, pos), ts)
             self.next_pos.index_copy_(0, nodes,
                                       ((pos + 1) % self.mailbox_size).to(self.next_pos.dtype))
-        return nodes
+        if not return_nodes:
+            return None
+        return torch.unique(nodes) if self.combine == "last" else nodes
 
     def extra_repr(self) -> str:
         return (f"num_nodes={self.num_nodes}, dim_mail={self.dim_mail}, "
@@ -234,6 +261,19 @@ class MemoryState(NamedTuple):
     last_update: Tensor  #: ``[n]`` time of the latest event the node's state knows of
     memory_ts: Tensor  #: ``[n]`` timestamp of the stored (not yet updated) memory
     ts: Tensor  #: ``[n]`` query time used by the updater (stamped on the memory when written)
+
+
+class MemoryQuery(NamedTuple):
+    """The index work of :meth:`NodeMemory.compute` for queries ``(n_id, t)``: which rows to
+    gather and which distinct ``(node, time)`` queries to update. It depends on the ids and times
+    alone, so a loader can compute it on the host ahead of time (:meth:`NodeMemory.query_plan`)
+    and spare the device the synchronisations that ``torch.unique`` costs there."""
+
+    nodes: Tensor  #: ``[u]`` distinct node ids, sorted
+    node_of: Tensor  #: ``[n]`` row of each query's node in ``nodes``
+    query_node: Tensor  #: ``[q]`` row in ``nodes`` of each distinct ``(node, time)`` query
+    query_t: Tensor  #: ``[q]`` its time
+    query_of: Tensor  #: ``[n]`` each query's row among the distinct ones
 
 
 class MemoryWrites(NamedTuple):
@@ -379,18 +419,41 @@ class NodeMemory(_StateModule):
         self.memory = self.memory.detach()
         self.memory_ts = self.memory_ts.detach()
 
-    def compute(self, n_id: Tensor, t: Optional[Tensor] = None) -> MemoryState:
+    def query_plan(self, n_id: Tensor, t: Tensor) -> MemoryQuery:
+        """The :class:`MemoryQuery` of ``compute(n_id, t)``, on the device of ``n_id``.
+
+        A sampled neighbourhood lists few distinct nodes many times (on Wikipedia ~10% distinct,
+        ~40% distinct ``(node, time)`` pairs): :meth:`compute` gathers each node's state once
+        and runs the updater once per distinct ``(node, time)`` query."""
+        nodes, node_of = torch.unique(n_id, return_inverse=True)
+        t = t.to(device=n_id.device, dtype=self.memory_ts.dtype)
+        times, time_of = torch.unique(t, return_inverse=True)
+        keys, query_of = torch.unique(node_of * times.numel() + time_of, return_inverse=True)
+        return MemoryQuery(nodes, node_of, keys // times.numel(),
+                           times.index_select(0, keys % times.numel()), query_of)
+
+    def compute(self, n_id: Tensor, t: Optional[Tensor] = None,
+                plan: Optional[MemoryQuery] = None) -> MemoryState:
         """Updated memory of nodes ``n_id`` queried at times ``t`` (default: each node's latest
-        mail time), from their stored memory and pending mails; writes nothing."""
+        mail time), from their stored memory and pending mails; writes nothing. ``plan``: the
+        :meth:`query_plan` of ``(n_id, t)`` computed ahead of time (on any device)."""
         _check_nodes("NodeMemory.compute", n_id, self.num_nodes)
         if t is not None and t.shape != n_id.shape:
             raise ValueError(f"NodeMemory.compute: t must have the shape of n_id "
                              f"{tuple(n_id.shape)}, got {tuple(t.shape)}")
         dev = self._compute_device()
-        # A sampled neighbourhood lists few distinct nodes many times (on Wikipedia ~10%
-        # distinct, ~40% distinct (node, time) pairs): gather each node's state once and run
-        # the updater once per distinct (node, time) query.
-        nodes, node_of = torch.unique(n_id.to(dev), return_inverse=True)
+        if plan is not None:
+            if t is None or plan.node_of.numel() != n_id.numel():
+                raise ValueError(f"NodeMemory.compute: the plan is for {plan.node_of.numel()} "
+                                 f"timed queries, got {n_id.numel()}"
+                                 f"{' without times' if t is None else ''}")
+            plan = MemoryQuery(*(x.to(dev, non_blocking=True) for x in plan))
+            nodes, node_of = plan.nodes, plan.node_of
+        elif t is None:
+            nodes, node_of = torch.unique(n_id.to(dev), return_inverse=True)
+        else:
+            plan = self.query_plan(n_id.to(dev), t.to(dev))
+            nodes, node_of = plan.nodes, plan.node_of
         # State stored in a narrower dtype (``dtype=torch.bfloat16`` halves its bytes) is
         # computed on in the updater's dtype (a parameter-free updater gets it as stored).
         param = next(self.updater.parameters(), None)
@@ -406,11 +469,7 @@ class NodeMemory(_StateModule):
                                              last_update, node_of)
         else:
             t = t.to(device=dev, dtype=memory_ts.dtype)
-            times, time_of = torch.unique(t, return_inverse=True)
-            keys, query_of = torch.unique(node_of * times.numel() + time_of,
-                                          return_inverse=True)
-            query_node = keys // times.numel()
-            query_t = times.index_select(0, keys % times.numel())
+            query_node, query_t, query_of = plan.query_node, plan.query_t, plan.query_of
         if getattr(self.updater, "accepts_index", False):
             new = self.updater(memory, memory_ts, mail, mail_ts, query_t, index=query_node)
         else:
@@ -436,16 +495,17 @@ class NodeMemory(_StateModule):
             raise ValueError(f"NodeMemory.write: expected memory [{n_id.numel()}, "
                              f"{self.memory_dim}] and ts [{n_id.numel()}], got "
                              f"{tuple(memory.shape)} and {tuple(ts.shape)}")
-        keep = latest_per_node(n_id, ts)
-        idx = n_id.index_select(0, keep).to(self.memory.device).long()
-        self.memory.index_copy_(0, idx, memory.detach().index_select(0, keep).to(
+        winner = latest_entry_of(n_id, ts)
+        idx = n_id.to(self.memory.device).long()
+        self.memory.index_copy_(0, idx, memory.detach().index_select(0, winner).to(
             self.memory.device, self.memory.dtype))
-        self.memory_ts.index_copy_(0, idx, ts.index_select(0, keep).to(
+        self.memory_ts.index_copy_(0, idx, ts.index_select(0, winner).to(
             self.memory_ts.device, self.memory_ts.dtype))
 
-    def deliver(self, nodes: Tensor, mails: Tensor, ts: Tensor) -> Tensor:
+    def deliver(self, nodes: Tensor, mails: Tensor, ts: Tensor,
+                return_nodes: bool = True) -> Optional[Tensor]:
         """Delivers mails to nodes, see :meth:`Mailbox.deliver`."""
-        return self.mailbox.deliver(nodes, mails, ts)
+        return self.mailbox.deliver(nodes, mails, ts, return_nodes)
 
     def make_mails(self, mem_src: Tensor, mem_dst: Tensor,
                    raw_msg: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
@@ -476,13 +536,14 @@ class NodeMemory(_StateModule):
                       mem_dst: Tensor, raw_msg: Optional[Tensor] = None) -> None:
         """Delivers the mails of events ``(src, dst, t)`` to both endpoints; the latest event
         of a node wins."""
-        self.deliver(*self.pair_mails(src, dst, t, mem_src, mem_dst, raw_msg))
+        self.deliver(*self.pair_mails(src, dst, t, mem_src, mem_dst, raw_msg),
+                     return_nodes=False)
 
     @torch.no_grad()
     def apply_writes(self, writes: MemoryWrites) -> None:
         """Writes the memories, then delivers the mails, of :class:`MemoryWrites`."""
         self.write(writes.nodes, writes.memory, writes.ts)
-        self.deliver(writes.mail_nodes, writes.mails, writes.mail_ts)
+        self.deliver(writes.mail_nodes, writes.mails, writes.mail_ts, return_nodes=False)
 
     @torch.no_grad()
     def update_state(self, src: Tensor, dst: Tensor, t: Tensor,

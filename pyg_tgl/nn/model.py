@@ -9,7 +9,7 @@ from torch import Tensor
 
 from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, SnapshotRNN,
                                   TemporalAttention)
-from pyg_tgl.nn.memory import MemoryState, MemoryWrites, NodeMemory
+from pyg_tgl.nn.memory import MemoryQuery, MemoryState, MemoryWrites, NodeMemory
 from pyg_tgl.nn.pair_history import PairHistory
 from pyg_tgl.nn.predictors import (PAIR_FEATURES, PAIR_RECENCY_FEATURES, EdgePredictor,
                                    pair_features)
@@ -330,12 +330,13 @@ class TemporalGNN(torch.nn.Module):
         weight = self.edge_predictor.out_fc.weight
         return out.to(device=weight.device, dtype=weight.dtype)
 
-    def _inputs(self, nodes: Tensor, ts: Tensor) -> Tuple[Optional[Tensor], Optional[MemoryState]]:
+    def _inputs(self, nodes: Tensor, ts: Tensor, query: Optional[MemoryQuery] = None
+                ) -> Tuple[Optional[Tensor], Optional[MemoryState]]:
         """Node inputs ``[n, dim_input]``: updated memory (plus node features) or features."""
         state = None
         h = None
         if self.memory is not None:
-            state = self.memory.compute(nodes, ts)
+            state = self.memory.compute(nodes, ts, plan=query)
             h = state.memory
             if self.combine_node_feature and self.node_feat is not None:
                 nf = self._gather_feat(self.node_feat, nodes)
@@ -348,10 +349,15 @@ class TemporalGNN(torch.nn.Module):
         return self._gather_feat(self.edge_feat, eid) if self.edge_feat is not None else None
 
     def _layer(self, s: int, layer: int, h: Optional[Tensor], hop, node_of: Optional[Tensor],
-               roots: Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]) -> Tensor:
+               roots: Optional[Tuple[Tensor, Tensor, Tensor, Tensor]],
+               edges: Optional[Tuple[Tensor, Tensor]] = None,
+               pairs: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
         """Attention layer ``layer`` of snapshot ``s`` over ``hop``; ``node_of`` maps the hop's
         nodes to the distinct rows of ``h`` (bottom layer with ``unique_inputs``), ``roots`` (from
-        :func:`_distinct_roots`) restricts it to one root per distinct ``(node, time)``."""
+        :func:`_distinct_roots`) restricts it to one root per distinct ``(node, time)``, and
+        ``edges`` (with ``node_of``) are the distinct event ids of its (kept) edges and each
+        edge's row among them, ``pairs`` its distinct neighbour keys (see
+        :meth:`TemporalAttention.forward_dense_unique`)."""
         module = self.layers[layer][s]
         if roots is None and node_of is None:
             return module.forward_hop(h, hop, self._edge_attr(hop.eid), dense=self.dense)
@@ -370,47 +376,108 @@ class TemporalGNN(torch.nn.Module):
         if node_of is None:
             return module.forward_dense(h, dense_index.to(dev), dt.to(dev), self._edge_attr(eid))
         edge_attr = edge_of = None
-        if self.edge_feat is not None:
-            eid, edge_of = torch.unique(eid, return_inverse=True)
+        if edges is not None:
+            eid, edge_of = edges
             edge_attr = self._edge_attr(eid)
             edge_of = edge_of.to(edge_attr.device)
+        if pairs is not None:
+            pairs = (pairs[0].to(dev), pairs[1].to(dev))
         return module.forward_dense_unique(h, node_of.to(dev), dense_index.to(dev), dt.to(dev),
-                                           edge_attr, edge_of)
+                                           edge_attr, edge_of, pairs)
+
+    def index_plan(self, batch) -> List[Dict[str, Any]]:
+        """The index work of :meth:`forward` on ``batch``: which distinct ``(node, time)`` pairs
+        to embed and to query the memory at, which roots to keep, which edges' features to
+        project (one dict per snapshot).
+
+        It depends on the batch's ids and times alone. Computed on the host while the batch is
+        still there (a loader's ``transform``, see :class:`~pyg_tgl.train.loop.LinkTrainer`), it
+        spares an accelerator the host synchronisations that ``torch.unique`` and boolean
+        selections cost there; :meth:`forward` then reads it from ``batch.plan``, and computes
+        it itself when the batch has none (the results are the same).
+        """
+        self._check_blocks(batch)
+        if self.arch == "identity":
+            query = (self.memory.query_plan(batch.root_nodes, batch.root_ts)
+                     if self.memory is not None else None)
+            return [{"memory": query}]
+        plans = []
+        for s, hops in enumerate(batch.blocks):
+            bottom = hops[self.num_layers - 1]
+            nodes, ts = bottom.nodes, bottom.ts
+            plan: Dict[str, Any] = {"pairs": None, "memory": None, "roots": None, "edges": None,
+                                    "neighbor_pairs": None}
+            if self.unique_inputs:
+                nodes, ts, node_of = _unique_pairs(nodes, ts)
+                plan["pairs"] = (nodes, ts, node_of)
+            if self.memory is not None:
+                plan["memory"] = self.memory.query_plan(nodes, ts)
+            if self.unique_roots:
+                plan["roots"] = _distinct_roots(hops[0])
+            if self.unique_inputs and self.edge_feat is not None:
+                # The bottom layer projects each distinct edge once (of the kept roots' edges
+                # when it is also the top layer).
+                eid = bottom.eid
+                if self.num_layers == 1 and plan["roots"] is not None:
+                    eid = eid.index_select(0, plan["roots"][2])
+                plan["edges"] = torch.unique(eid, return_inverse=True)
+            if self.unique_inputs and self.layers[0][s].dim_node:
+                # The bottom layer's distinct (neighbour, edge) keys, as forward_dense_unique
+                # forms them.
+                key = node_of[bottom.num_roots:]
+                if self.num_layers == 1 and plan["roots"] is not None:
+                    key = key.index_select(0, plan["roots"][2])
+                if plan["edges"] is not None and self.layers[0][s].dim_edge:
+                    distinct_edges, edge_of = plan["edges"]
+                    key = key * distinct_edges.numel() + edge_of
+                plan["neighbor_pairs"] = torch.unique(key, return_inverse=True)
+            plans.append(plan)
+        return plans
+
+    def _check_blocks(self, batch) -> None:
+        if self.arch == "identity":
+            return
+        if len(batch.blocks) != self.history:
+            raise ValueError(f"TemporalGNN: the batch has {len(batch.blocks)} snapshots, the "
+                             f"model expects sampling.history = {self.history}")
+        for s, hops in enumerate(batch.blocks):
+            if len(hops) < self.num_layers:
+                raise ValueError(f"TemporalGNN: snapshot {s} has {len(hops)} hops, the model "
+                                 f"has {self.num_layers} layers")
+            if hops[0].num_roots != batch.root_nodes.numel():
+                raise ValueError(f"TemporalGNN: hop 0 has {hops[0].num_roots} roots but the "
+                                 f"batch has {batch.root_nodes.numel()} root nodes")
 
     def forward(self, batch) -> Tensor:
         """Embeddings ``[num_roots, dim_out]`` of ``batch.root_nodes`` at ``batch.root_ts``."""
-        num_roots = batch.root_nodes.numel()
+        self._check_blocks(batch)
+        plans = getattr(batch, "plan", None)
+        if plans is None:
+            plans = self.index_plan(batch)
+        elif len(plans) != max(len(batch.blocks), 1):
+            raise ValueError(f"TemporalGNN: batch.plan has {len(plans)} snapshots, the batch "
+                             f"{len(batch.blocks)}; compute it with this model's index_plan")
         num_pos = 2 * batch.num_events
         state: Optional[MemoryState] = None
         nodes = batch.root_nodes
         pos_index: Optional[Tensor] = None
         outs: List[Tensor] = []
         if self.arch == "identity":
-            x, state = self._inputs(batch.root_nodes, batch.root_ts)
+            x, state = self._inputs(batch.root_nodes, batch.root_ts, plans[0]["memory"])
             for s in range(self.history):
                 h = self.layers[0][s](x)
                 if self.time_proj is not None:
                     h = self.time_proj[s](h, state.memory_ts, state.ts)
                 outs.append(h)
         else:
-            if len(batch.blocks) != self.history:
-                raise ValueError(f"TemporalGNN: the batch has {len(batch.blocks)} snapshots, the "
-                                 f"model expects sampling.history = {self.history}")
             for s, hops in enumerate(batch.blocks):
-                if len(hops) < self.num_layers:
-                    raise ValueError(f"TemporalGNN: snapshot {s} has {len(hops)} hops, the model "
-                                     f"has {self.num_layers} layers")
-                if hops[0].num_roots != num_roots:
-                    raise ValueError(f"TemporalGNN: hop 0 has {hops[0].num_roots} roots but the "
-                                     f"batch has {num_roots} root nodes")
-                bottom = hops[self.num_layers - 1]
+                bottom, plan = hops[self.num_layers - 1], plans[s]
                 node_of: Optional[Tensor] = None
-                if self.unique_inputs:
-                    nodes, ts, node_of = _unique_pairs(bottom.nodes, bottom.ts)
-                    h, state = self._inputs(nodes, ts)
+                if plan["pairs"] is not None:
+                    nodes, ts, node_of = plan["pairs"]
                 else:
-                    h, state = self._inputs(bottom.nodes, bottom.ts)
-                    nodes = bottom.nodes
+                    nodes, ts = bottom.nodes, bottom.ts
+                h, state = self._inputs(nodes, ts, plan["memory"])
                 # Position of the positive endpoints among the bottom hop's nodes: the first 2B
                 # (every hop lists its roots first) unless a deduplicating sampler renumbered them.
                 pos_index = None
@@ -430,10 +497,11 @@ class TemporalGNN(torch.nn.Module):
                     if layer > 0 and inverse is not None:
                         # The layer below embedded unique (node, time) pairs; expand to the hop.
                         h = h.index_select(0, inverse.to(h.device))
-                    roots = None
-                    if layer == self.num_layers - 1 and self.unique_roots:
-                        roots = _distinct_roots(hop)
-                    h = self._layer(s, layer, h, hop, node_of if layer == 0 else None, roots)
+                    roots = plan["roots"] if layer == self.num_layers - 1 else None
+                    bottom_layer = layer == 0
+                    h = self._layer(s, layer, h, hop, node_of if bottom_layer else None, roots,
+                                    plan["edges"] if bottom_layer else None,
+                                    plan["neighbor_pairs"] if bottom_layer else None)
                     if roots is not None:
                         h = h.index_select(0, roots[1].to(h.device))
                 outs.append(h)
@@ -515,8 +583,9 @@ class TemporalGNN(torch.nn.Module):
         root_mail = torch.cat([src_mail, dst_mail])
         root_ts = torch.cat([t, t])
         nbr, root = hop.edge_index
-        keep = root < 2 * b  # neighbours of negative roots receive nothing
-        nbr, root = nbr[keep], root[keep]
+        if hop.num_roots > 2 * b:  # neighbours of negative roots receive nothing
+            keep = root < 2 * b
+            nbr, root = nbr[keep], root[keep]
         targets = torch.cat([batch.src, batch.dst, hop.nodes.index_select(0, nbr)])
         mails = torch.cat([root_mail, root_mail.index_select(0, root.to(root_mail.device))])
         mail_ts = torch.cat([root_ts, root_ts.index_select(0, root.to(root_ts.device))])

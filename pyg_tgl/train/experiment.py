@@ -479,6 +479,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     trainer = LinkTrainer(model, optimizer, train_loader, schedule, device=ctx.device,
                           loss=cfg.train.loss, ties=cfg.eval.ties, progress=progress,
                           sync_timers=bool(_get(cfg, "hardware.sync_timers", True)),
+                          host_plans=bool(_get(cfg, "hardware.host_plans", False)),
                           precision=str(_get(cfg, "hardware.precision", "float32")), dist=dist,
                           find_unused_parameters=find_unused_parameters(cfg))
     metric = cfg.eval.metric

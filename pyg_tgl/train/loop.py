@@ -117,13 +117,21 @@ class LinkTrainer:
             :mod:`pyg_tgl.train.distributed`): the schedule and the loaders then hold *global*
             batches, of which the loaders yield this rank's slice.
         find_unused_parameters (bool): passed to DDP.
+        host_plans (bool): have the loaders compute the model's index work
+            (:meth:`~pyg_tgl.nn.TemporalGNN.index_plan`: deduplications by ``torch.unique``) on
+            the host, in their prefetch thread: on an accelerator, where each ``torch.unique``
+            is a host synchronisation, training then never waits for the device. Off by
+            default: on an H100 it left TGN's speed unchanged and halved TGAT's, whose large
+            hops make the host's single thread the bottleneck (``docs/performance.md``). On
+            CUDA the loaders page-lock their batches either way, so the copies to the device
+            are asynchronous.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader: Any,
                  schedule: BatchSchedule, device: Any = "cpu", loss: str = "bce",
                  ties: str = "average", progress: bool = True, sync_timers: bool = True,
                  precision: str = "float32", dist: Optional[DistEnv] = None,
-                 find_unused_parameters: bool = False) -> None:
+                 find_unused_parameters: bool = False, host_plans: bool = False) -> None:
         self.model = model
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -138,6 +146,18 @@ class LinkTrainer:
         self._sync: Callable[[], None] = (
             (lambda: torch.cuda.synchronize(self.device))
             if sync_timers and self.device.type == "cuda" else (lambda: None))
+        self.host_plans = bool(host_plans)
+        self._loader_options(train_loader)
+
+    def _loader_options(self, loader: Any) -> Dict[str, Any]:
+        """Sets a loader's ``transform`` and ``pin_memory`` for this trainer (see
+        ``host_plans``); returns their previous values."""
+        old = {k: getattr(loader, k) for k in ("transform", "pin_memory") if hasattr(loader, k)}
+        if "transform" in old and hasattr(self.model, "index_plan"):
+            loader.transform = self.model.index_plan if self.host_plans else None
+        if "pin_memory" in old:
+            loader.pin_memory = self.device.type == "cuda"
+        return old
 
     def _to_device(self, batch: Any) -> Any:
         if self.device.type == "cpu":
@@ -220,6 +240,8 @@ class LinkTrainer:
             t_sync += t5 - t4
             if bar is not None:
                 bar.update(size)
+        if self.device.type == "cuda":  # once per epoch: the epoch's time includes queued kernels
+            torch.cuda.synchronize(self.device)
         total = time.perf_counter() - start
         if bar is not None:
             bar.close()
@@ -263,12 +285,24 @@ class LinkTrainer:
             dict: the metrics of :class:`~pyg_tgl.train.metrics.LinkMetricAccumulator` plus
             ``time`` (seconds); ``{"time": ...}`` only when ``score=False``.
         """
-        model = self.model
-        model.eval()
+        self.model.eval()
         acc = LinkMetricAccumulator(self.ties)
         ind = None if inductive is None else inductive.to(self.device)
         num_neg = int(getattr(loader, "num_neg", 1))
         start = time.perf_counter()
+        restore = self._loader_options(loader)
+        try:
+            self._evaluate_batches(loader, acc, ind, num_neg, desc, score)
+        finally:
+            for key, value in restore.items():
+                setattr(loader, key, value)
+        out: Dict[str, Any] = acc.compute() if score else {}
+        out["time"] = time.perf_counter() - start
+        return out
+
+    def _evaluate_batches(self, loader: Any, acc: LinkMetricAccumulator, ind: Optional[Tensor],
+                          num_neg: int, desc: str, score: bool) -> None:
+        model = self.model
         bar = _progress(int(getattr(loader, "events", torch.empty(0)).numel()) or 0, desc,
                         not self.progress)
         for batch in loader:
@@ -290,6 +324,3 @@ class LinkTrainer:
                 bar.update(int(eid.numel()))
         if bar is not None:
             bar.close()
-        out: Dict[str, Any] = acc.compute() if score else {}
-        out["time"] = time.perf_counter() - start
-        return out
