@@ -153,10 +153,10 @@ class LinkTrainer:
         """Sets a loader's ``transform`` and ``pin_memory`` for this trainer (see
         ``host_plans``); returns their previous values."""
         old = {k: getattr(loader, k) for k in ("transform", "pin_memory") if hasattr(loader, k)}
-        if "transform" in old and hasattr(self.model, "index_plan"):
-            loader.transform = self.model.index_plan if self.host_plans else None
-        if "pin_memory" in old:
-            loader.pin_memory = self.device.type == "cuda"
+        if self.host_plans and "transform" in old and hasattr(self.model, "index_plan"):
+            loader.transform = self.model.index_plan
+        if "pin_memory" in old and self.device.type == "cuda":
+            loader.pin_memory = True
         return old
 
     def _to_device(self, batch: Any) -> Any:
