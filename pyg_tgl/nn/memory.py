@@ -13,19 +13,11 @@ DeviceLike = Union[str, torch.device, None]
 
 def latest_per_node(nodes: Tensor, ts: Tensor) -> Tensor:
     """Positions of the latest entry of each distinct node: largest ``ts``, ties to the largest
-    position. Returns one index per distinct node, ordered by node id.
-
-    Deterministic on every device: a stable sort by time, then a max-reduction over positions
-    (no Python loop, no reliance on the write order of duplicate indices).
-    """
-    if nodes.numel() == 0:
-        return torch.empty(0, dtype=torch.long, device=nodes.device)
-    order = torch.sort(ts, stable=True).indices
-    uniq, inv = torch.unique(nodes.index_select(0, order), return_inverse=True)
-    pos = torch.arange(order.numel(), device=nodes.device)
-    last = torch.full((uniq.numel(),), -1, dtype=torch.long, device=nodes.device)
-    last.scatter_reduce_(0, inv, pos, reduce="amax")
-    return order.index_select(0, last)
+    position. Returns one index per distinct node, ordered by node id (the entries that
+    :func:`latest_entry_of` names as their own winners)."""
+    winner = latest_entry_of(nodes, ts)
+    latest = (winner == torch.arange(winner.numel(), device=nodes.device)).nonzero().view(-1)
+    return latest.index_select(0, torch.sort(nodes.index_select(0, latest)).indices)
 
 
 def latest_entry_of(nodes: Tensor, ts: Tensor) -> Tensor:
