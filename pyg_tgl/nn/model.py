@@ -450,13 +450,15 @@ class TemporalGNN(torch.nn.Module):
 
     def forward(self, batch) -> Tensor:
         """Embeddings ``[num_roots, dim_out]`` of ``batch.root_nodes`` at ``batch.root_ts``."""
-        self._check_blocks(batch)
         plans = getattr(batch, "plan", None)
         if plans is None:
-            plans = self.index_plan(batch)
-        elif len(plans) != max(len(batch.blocks), 1):
-            raise ValueError(f"TemporalGNN: batch.plan has {len(plans)} snapshots, the batch "
-                             f"{len(batch.blocks)}; compute it with this model's index_plan")
+            plans = self.index_plan(batch)  # checks the batch's blocks first
+        else:
+            self._check_blocks(batch)
+            if len(plans) != max(len(batch.blocks), 1):
+                raise ValueError(f"TemporalGNN: batch.plan has {len(plans)} snapshots, the "
+                                 f"batch {len(batch.blocks)}; compute it with this model's "
+                                 f"index_plan")
         num_pos = 2 * batch.num_events
         state: Optional[MemoryState] = None
         nodes = batch.root_nodes
