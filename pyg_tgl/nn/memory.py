@@ -11,6 +11,15 @@ from pyg_tgl.nn.updaters import UPDATERS
 DeviceLike = Union[str, torch.device, None]
 
 
+def unique_pairs(nodes: Tensor, ts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Distinct ``(node, time)`` pairs: ``(nodes_u, ts_u, inverse)`` with
+    ``nodes_u[inverse] == nodes`` and ``ts_u[inverse] == ts`` (no Python loop, no host sync
+    beyond the sizes ``torch.unique`` returns)."""
+    times, time_of = torch.unique(ts, return_inverse=True)
+    keys, inverse = torch.unique(nodes * times.numel() + time_of, return_inverse=True)
+    return keys // times.numel(), times.index_select(0, keys % times.numel()), inverse
+
+
 def latest_per_node(nodes: Tensor, ts: Tensor) -> Tensor:
     """Positions of the latest entry of each distinct node: largest ``ts``, ties to the largest
     position. Returns one index per distinct node, ordered by node id (the entries that
@@ -419,10 +428,9 @@ class NodeMemory(_StateModule):
         and runs the updater once per distinct ``(node, time)`` query."""
         nodes, node_of = torch.unique(n_id, return_inverse=True)
         t = t.to(device=n_id.device, dtype=self.memory_ts.dtype)
-        times, time_of = torch.unique(t, return_inverse=True)
-        keys, query_of = torch.unique(node_of * times.numel() + time_of, return_inverse=True)
-        return MemoryQuery(nodes, node_of, keys // times.numel(),
-                           times.index_select(0, keys % times.numel()), query_of)
+        # Distinct (node row, time) queries.
+        query_node, query_t, query_of = unique_pairs(node_of, t)
+        return MemoryQuery(nodes, node_of, query_node, query_t, query_of)
 
     def compute(self, n_id: Tensor, t: Optional[Tensor] = None,
                 plan: Optional[MemoryQuery] = None) -> MemoryState:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from pyg_tgl.nn.attention import (SCORES, IdentityLayer, JODIETimeProjection, SnapshotRNN,
                                   TemporalAttention)
-from pyg_tgl.nn.memory import MemoryQuery, MemoryState, MemoryWrites, NodeMemory
+from pyg_tgl.nn.memory import MemoryQuery, MemoryState, MemoryWrites, NodeMemory, unique_pairs
 from pyg_tgl.nn.pair_history import PairHistory
 from pyg_tgl.nn.predictors import (PAIR_FEATURES, PAIR_RECENCY_FEATURES, EdgePredictor,
                                    pair_features)
@@ -41,15 +41,6 @@ def _require(sec: Dict[str, Any], key: str, where: str):
     return sec[key]
 
 
-def _unique_pairs(nodes: Tensor, ts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Distinct ``(node, time)`` pairs: ``(nodes_u, ts_u, inverse)`` with
-    ``nodes_u[inverse] == nodes`` and ``ts_u[inverse] == ts`` (no Python loop, no host sync
-    beyond the sizes ``torch.unique`` returns)."""
-    times, time_of = torch.unique(ts, return_inverse=True)
-    keys, inverse = torch.unique(nodes * times.numel() + time_of, return_inverse=True)
-    return keys // times.numel(), times.index_select(0, keys % times.numel()), inverse
-
-
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
                   "float16": torch.float16}
 
@@ -69,7 +60,7 @@ def _distinct_roots(hop) -> Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]:
     positions, each root's row among them, the hop edges of the kept roots (in slot order) and
     their fixed fan-out grid renumbered ``K + j`` for the ``j``-th kept edge."""
     num_roots = hop.num_roots
-    nodes_u, _, root_of = _unique_pairs(hop.nodes[:num_roots], hop.ts[:num_roots])
+    nodes_u, _, root_of = unique_pairs(hop.nodes[:num_roots], hop.ts[:num_roots])
     k = nodes_u.numel()
     if k == num_roots:
         return None
@@ -408,7 +399,7 @@ class TemporalGNN(torch.nn.Module):
             plan: Dict[str, Any] = {"pairs": None, "memory": None, "roots": None, "edges": None,
                                     "neighbor_pairs": None}
             if self.unique_inputs:
-                nodes, ts, node_of = _unique_pairs(nodes, ts)
+                nodes, ts, node_of = unique_pairs(nodes, ts)
                 plan["pairs"] = (nodes, ts, node_of)
             if self.memory is not None:
                 plan["memory"] = self.memory.query_plan(nodes, ts)
