@@ -5,6 +5,7 @@ r"""Hydra entry point: ``python -m pyg_tgl.run [overrides]``.
     python -m pyg_tgl.run                                   # TGN on CollegeMsg (offline)
     python -m pyg_tgl.run model=tgat data=wikipedia train.epoch=5
     python -m pyg_tgl.run schedule=random_chunk train.batch_size=4000
+    python -m pyg_tgl.run tgl_config=path/to/TGN.yml        # TGL's own model file
     python -m pyg_tgl.run --cfg job                         # the composed configuration
     python -m pyg_tgl.run -m model=tgn,tgat seed=0,1,2      # sweep + summary.csv / summary.md
     python -m pyg_tgl.run hydra.run.dir=outputs/x resume=true   # continue an interrupted run
@@ -101,6 +102,22 @@ def _spawned_rank(cfg_yaml: str, out_dir: str, quiet: bool) -> None:
         sys.exit(2)
 
 
+def _with_tgl_config(cfg: Any) -> Any:
+    """``cfg`` with the model of its ``tgl_config`` file, under the preset and the command line."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from pyg_tgl.train.tgl_config import apply_tgl_config, command_line_keep
+    hydra_cfg = HydraConfig.get()
+    preset_name = hydra_cfg.runtime.choices.get("preset")
+    preset = None
+    if preset_name:
+        preset = OmegaConf.to_container(
+            OmegaConf.load(Path(config_dir()) / "preset" / f"{preset_name}.yaml"))
+    keep = command_line_keep(hydra_cfg.overrides.task, preset)
+    return apply_tgl_config(cfg, cfg.tgl_config, keep)
+
+
 def task(cfg: Any) -> Optional[Dict[str, Any]]:
     """The Hydra task: runs one configured experiment in the current run directory (data
     parallel when started by ``torchrun`` or when ``hardware.distributed.nproc_per_node > 1``)."""
@@ -117,6 +134,8 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     ranks = env_rank()
     try:
+        if cfg.get("tgl_config"):
+            cfg = _with_tgl_config(cfg)
         nproc = local_processes(cfg)
         if nproc > 1:
             validate_config(cfg)  # fail here, once, rather than in every rank
@@ -151,6 +170,18 @@ def check_group_choices(argv: List[str], conf: str) -> Optional[str]:
     return None
 
 
+def _tgl_run_dir(argv: List[str]) -> List[str]:
+    """With ``tgl_config=DIR/TGN.yml`` (one file) and no run directory given, the run directory
+    is named after the file (``outputs/tgn_<data>/...``), not after the unused model group."""
+    files = [a.partition("=")[2] for a in argv if a.lstrip("+").startswith("tgl_config=")]
+    if len(files) != 1 or "," in files[0] or any(
+            a.lstrip("+~").startswith("hydra.run.dir=") for a in argv):
+        return argv
+    name = Path(files[0]).stem.lower()
+    return argv + [f"hydra.run.dir=outputs/{name}_${{hydra:runtime.choices.data}}/"
+                   f"${{now:%Y-%m-%d_%H-%M-%S}}"]
+
+
 def _secondary_rank_overrides(argv: List[str]) -> List[str]:
     """Command line of a ``torchrun`` rank > 0: rank 0 alone writes the run directory, so the
     others get no directory, no ``.hydra/`` and a console-only log."""
@@ -169,6 +200,7 @@ def main() -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     from pyg_tgl.train.distributed import env_rank, exit_without_teardown
+    sys.argv[1:] = _tgl_run_dir(sys.argv[1:])
     ranks = env_rank()
     if ranks is not None and ranks[0] > 0:
         sys.argv[1:] = _secondary_rank_overrides(sys.argv[1:])

@@ -22,6 +22,8 @@ _LAZY = {
     "run_experiment": "pyg_tgl.train.experiment",
     "ConfigError": "pyg_tgl.train.experiment",
     "write_summary": "pyg_tgl.train.summary",
+    "read_tgl_config": "pyg_tgl.train.tgl_config",
+    "apply_tgl_config": "pyg_tgl.train.tgl_config",
 }
 
 __all__ = list(_LAZY)
