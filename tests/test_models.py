@@ -206,39 +206,6 @@ def test_structure_built_from_config():
     assert apan.deliver_to == "neighbors" and apan.memory.mailbox_size == 10
 
 
-def test_tgl_list_style_config_is_accepted():
-    tgl_yaml = """
-sampling:
-  - layer: 1
-    neighbor:
-      - 10
-    strategy: 'recent'
-    prop_time: False
-    history: 1
-    duration: 0
-    num_thread: 32
-memory:
-  - type: 'node'
-    dim_time: 100
-    deliver_to: 'self'
-    mail_combine: 'last'
-    memory_update: 'gru'
-    mailbox_size: 1
-    combine_node_feature: True
-    dim_out: 100
-gnn:
-  - arch: 'transformer_attention'
-    layer: 1
-    att_head: 2
-    dim_time: 100
-    dim_out: 100
-"""
-    a = TemporalGNN(yaml.safe_load(tgl_yaml), 20)
-    b = TemporalGNN(load("tgn")["model"], 20)
-    assert {k: v.shape for k, v in a.state_dict().items()} == \
-        {k: v.shape for k, v in b.state_dict().items()}
-
-
 @pytest.mark.parametrize("change,match", [
     (lambda m: m["gnn"].update(arch="gcn"), "gnn.arch"),
     (lambda m: m["gnn"].update(layer=2), "sampling.layer"),

@@ -182,10 +182,13 @@ def test_tgl_file_builds_the_shipped_model(name, tmp_path):
     assert tgl["train"] == {k: v for k, v in OmegaConf.to_container(shipped.train).items()
                             if k in tgl["train"]}
     assert tgl["schedule"] is None
-    ours, theirs = _model_params(shipped.model), _model_params(OmegaConf.create(tgl["model"]))
-    assert list(ours) == list(theirs)
-    for key in ours:
-        torch.testing.assert_close(theirs[key], ours[key], rtol=0, atol=0, msg=key)
+    ours = _model_params(shipped.model)
+    # Converted, and also as TGL's lists straight into the module (TemporalGNN reads both).
+    for model_cfg in (OmegaConf.create(tgl["model"]), yaml.safe_load(TGL_FILES[name])):
+        theirs = _model_params(model_cfg)
+        assert list(ours) == list(theirs)
+        for key in ours:
+            torch.testing.assert_close(theirs[key], ours[key], rtol=0, atol=0, msg=key)
 
 
 def test_shipped_model_keys_are_all_known():
