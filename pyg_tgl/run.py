@@ -173,13 +173,16 @@ def check_group_choices(argv: List[str], conf: str) -> Optional[str]:
 def _tgl_run_dir(argv: List[str]) -> List[str]:
     """With ``tgl_config=DIR/TGN.yml`` (one file) and no run directory given, the run directory
     is named after the file (``outputs/tgn_<data>/...``), not after the unused model group."""
-    files = [a.partition("=")[2] for a in argv if a.lstrip("+").startswith("tgl_config=")]
-    if len(files) != 1 or "," in files[0] or any(
+    at = [i for i, a in enumerate(argv) if a.lstrip("+").startswith("tgl_config=")]
+    if len(at) != 1 or "," in argv[at[0]] or any(
             a.lstrip("+~").startswith("hydra.run.dir=") for a in argv):
         return argv
-    name = Path(files[0]).stem.lower()
-    return argv + [f"hydra.run.dir=outputs/{name}_${{hydra:runtime.choices.data}}/"
-                   f"${{now:%Y-%m-%d_%H-%M-%S}}"]
+    name = Path(argv[at[0]].partition("=")[2]).stem.lower()
+    run_dir = (f"hydra.run.dir=outputs/{name}_${{hydra:runtime.choices.data}}/"
+               f"${{now:%Y-%m-%d_%H-%M-%S}}")
+    # Beside its override, not at the end: Hydra's parser takes overrides in one run, so one
+    # after an option such as ``--cfg job`` would be refused.
+    return argv[:at[0] + 1] + [run_dir] + argv[at[0] + 1:]
 
 
 def _secondary_rank_overrides(argv: List[str]) -> List[str]:

@@ -269,6 +269,9 @@ def test_run_trains_from_a_tgl_file(tmp_path, tmp_path_factory):
     assert cfg["train"]["dropout"] == 0.1  # the file
     assert cfg["schedule"] == {"name": "random_chunk", "reorder": 4, "variant": "tgl"}
     assert json.loads((run_dir / "metrics.json").read_text())["finished"] is True
+    shown = run_cli(["-m", "pyg_tgl.run", f"tgl_config={path}", "--cfg", "job"], tmp_path,
+                    base / "pyg_tgl_data")
+    assert f"tgl_config: {path}" in shown.stdout
     bad = run_cli(["-m", "pyg_tgl.run", "quiet=true", f"tgl_config={path}", "model=tgn",
                    f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path, base / "pyg_tgl_data",
                   check=False)
