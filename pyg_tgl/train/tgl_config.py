@@ -122,12 +122,12 @@ def read_tgl_config(path: Union[str, Path]) -> Dict[str, Any]:
 
 
 def _leaf_keys(node: Any, prefix: str = "") -> List[str]:
+    """Dotted paths of the leaves of a nested mapping (``{"train": {"epoch": 5}}`` ->
+    ``["train.epoch"]``)."""
     if not isinstance(node, dict):
         return [prefix]
-    out: List[str] = []
-    for key, value in node.items():
-        out += _leaf_keys(value, f"{prefix}{key}.")
-    return [k.rstrip(".") for k in out]
+    return [leaf for key, value in node.items()
+            for leaf in _leaf_keys(value, f"{prefix}.{key}" if prefix else str(key))]
 
 
 def apply_tgl_config(cfg: DictConfig, path: Union[str, Path],
