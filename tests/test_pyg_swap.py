@@ -180,17 +180,59 @@ def test_pyg_tgn_example_trains_with_node_memory():
     assert memory.memory_ts.max() > 0 and memory.mailbox.mail_ts.max() > 0
 
 
-def test_node_memory_has_the_tgn_memory_interface():
-    from torch_geometric.nn import TGNMemory
+def tgn_memory_names() -> set:
+    """Public names of a ``TGNMemory`` instance that a plain ``torch.nn.Module`` lacks."""
+    module_names = set(dir(torch.nn.Module()))
+    return {n for n in dir(pyg_memory(10, 3, 8, 4))
+            if not n.startswith("_") and n not in module_names} | {"forward", "train"}
 
+
+def test_node_memory_has_the_tgn_memory_interface():
     ours = NodeMemory(10, 3, 8, 4)
-    for name in ("forward", "update_state", "reset_state", "detach", "reset_parameters", "train"):
-        assert callable(getattr(TGNMemory, name)) and callable(getattr(ours, name)), name
+    replaced = {"msg_s_store", "msg_d_store", "msg_s_module", "msg_d_module", "aggr_module"}
+    # Every TGNMemory name is on NodeMemory, or is one of the replaced internals: a new PyG
+    # attribute fails here until it is mapped or listed.
+    names = tgn_memory_names()
+    assert {"last_update", "memory", "update_state", "gru"} <= names
+    for name in sorted(names - replaced):
+        assert hasattr(ours, name), name
+    for name in sorted(replaced):
+        assert not hasattr(ours, name), name
+        with pytest.raises(AttributeError, match=rf"no '{name}' \(a TGNMemory attribute\): "
+                                                 r".*memory\.(mailbox|make_mails)"):
+            getattr(ours, name)
+    with pytest.raises(AttributeError, match=r"object has no attribute 'no_such_name'"):
+        ours.no_such_name
     for name in ("num_nodes", "raw_msg_dim", "memory_dim", "time_dim"):
         assert getattr(ours, name) == {"num_nodes": 10, "raw_msg_dim": 3, "memory_dim": 8,
                                        "time_dim": 4}[name]
     assert ours.time_enc.out_channels == 4
+    assert ours.device == torch.device("cpu")
+    # PyG's GRU input is IdentityMessage's [m_src, m_dst, msg, time encoding]: as wide as ours.
+    assert ours.gru.input_size == 2 * 8 + 3 + 4 and ours.gru.hidden_size == 8
+    with pytest.raises(AttributeError, match=r"only updater='gru' has a GRU cell"):
+        NodeMemory(10, 3, 8, 4, updater="rnn").gru
     z, last = ours(torch.tensor([1, 2]))
     assert z.shape == (2, 8) and last.shape == (2,)
     with pytest.raises(IndexError, match=r"\[0, 10\)"):
         ours(torch.tensor([10]))
+
+
+def test_last_update_is_memory_ts_under_pyg_name():
+    memory = NodeMemory(10, 3, 8, 4)
+    assert memory.last_update is memory.memory_ts
+    memory.last_update[2] = 7.0  # in place, as PyG code writes its buffer
+    assert memory.memory_ts[2] == 7.0
+    memory.update_state(torch.tensor([2]), torch.tensor([3]), torch.tensor([9.0]),
+                        torch.randn(1, 3))
+    assert memory.last_update[2] == 7.0 and memory.last_update[3] == 0.0  # stored memory's time
+    assert torch.equal(memory(torch.tensor([2, 3]))[1], torch.tensor([9.0, 9.0],
+                                                                     dtype=torch.float64))
+    before = memory.memory_ts
+    memory.last_update = torch.arange(10)  # assignment copies into the same storage
+    assert memory.memory_ts is before and torch.equal(memory.memory_ts, torch.arange(10.0,
+                                                                      dtype=torch.float64))
+    memory.reset_state()
+    assert memory.last_update.sum() == 0
+    with pytest.raises(ValueError, match=r"last_update: expected shape \(10,\) .* got \(9,\)"):
+        memory.last_update = torch.zeros(9)

@@ -6,6 +6,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from pyg_tgl.nn.tgn_interface import TGNMemoryInterface
 from pyg_tgl.nn.updaters import UPDATERS
 
 DeviceLike = Union[str, torch.device, None]
@@ -300,7 +301,7 @@ class MemoryWrites(NamedTuple):
         return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in cls._fields))
 
 
-class NodeMemory(_StateModule):
+class NodeMemory(TGNMemoryInterface, _StateModule):
     r"""Node memory with a mailbox, TGL's design (Zhou et al., `"TGL: A General Framework for
     Temporal GNN Training on Billion-Scale Graphs" <https://arxiv.org/abs/2203.14883>`_, VLDB
     2022) behind the interface of :class:`torch_geometric.nn.models.tgn.TGNMemory` (Rossi et
@@ -318,6 +319,15 @@ class NodeMemory(_StateModule):
       written for ``TGNMemory`` runs unchanged: only the constructor differs (PyG's
       ``message_module`` and ``aggregator_module`` become TGL's identity mail and ``'last'``
       mailbox).
+
+    PyG's names (:class:`~pyg_tgl.nn.tgn_interface.TGNMemoryInterface`): ``num_nodes``,
+    ``raw_msg_dim``, ``memory_dim``, ``time_dim``, ``memory``, ``last_update`` (the tensor
+    ``memory_ts`` under PyG's name), ``time_enc``, ``device``, ``gru`` (``updater='gru'``),
+    ``forward``, ``update_state``, ``reset_parameters``, ``reset_state``, ``detach``. PyG's
+    message store and modules (``msg_s_store``, ``msg_s_module``, ``aggr_module``, ...) raise an
+    :class:`AttributeError` naming what replaces them. Unlike ``TGNMemory``, :meth:`eval` flushes
+    nothing (``forward`` applies pending mails in either mode) and ``memory`` / ``last_update``
+    are not in the state dict.
 
     Where PyG keeps raw messages in one Python dict entry per node, all state here is in
     tensors, so a call costs a few gathers and scatters whatever ``num_nodes`` is.
@@ -383,11 +393,6 @@ class NodeMemory(_StateModule):
         self.mailbox = Mailbox(self.num_nodes, dim_mail, mailbox_size, combine=mail_combine,
                                dtype=dtype, ts_dtype=ts_dtype, device=device, pin_memory=pin_memory,
                                share_memory=share_memory)
-
-    @property
-    def time_enc(self):
-        """The updater's :class:`TimeEncoder` (``None`` when ``time_dim == 0``)."""
-        return getattr(self.updater, "time_enc", None)
 
     @property
     def mailbox_size(self) -> int:
@@ -481,11 +486,6 @@ class NodeMemory(_StateModule):
                            last_update=last_update.index_select(0, node_of),
                            memory_ts=memory_ts.index_select(0, node_of), ts=t)
 
-    def forward(self, n_id: Tensor, t: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Returns ``(memory, last_update)`` of nodes ``n_id``, as ``TGNMemory`` does."""
-        state = self.compute(n_id, t)
-        return state.memory, state.last_update
-
     @torch.no_grad()
     def write(self, n_id: Tensor, memory: Tensor, ts: Tensor) -> None:
         """Stores ``memory [n, d]`` stamped ``ts [n]`` for nodes ``n_id`` (detached); a node
@@ -544,21 +544,6 @@ class NodeMemory(_StateModule):
         """Writes the memories, then delivers the mails, of :class:`MemoryWrites`."""
         self.write(writes.nodes, writes.memory, writes.ts)
         self.deliver(writes.mail_nodes, writes.mails, writes.mail_ts, return_nodes=False)
-
-    @torch.no_grad()
-    def update_state(self, src: Tensor, dst: Tensor, t: Tensor,
-                     raw_msg: Optional[Tensor] = None) -> None:
-        """Absorbs the pending mails of the events' endpoints into their memory, then delivers
-        the events' own mails (built from the updated memories), as ``TGNMemory`` does."""
-        if src.shape != dst.shape or src.shape != t.shape or src.dim() != 1:
-            raise ValueError(f"NodeMemory.update_state: src, dst and t must be 1-D of equal "
-                             f"length, got {tuple(src.shape)}, {tuple(dst.shape)}, "
-                             f"{tuple(t.shape)}")
-        n_id, inv = torch.unique(torch.cat([src, dst]), return_inverse=True)
-        state = self.compute(n_id)
-        self.write(n_id, state.memory, state.ts)
-        b = src.numel()
-        self.deliver_pairs(src, dst, t, state.memory[inv[:b]], state.memory[inv[b:]], raw_msg)
 
     def memory_state(self) -> dict:
         """The state tensors (memory, timestamps, mailbox), e.g. for checkpoints."""
