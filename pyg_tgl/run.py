@@ -73,7 +73,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _spawned_rank(cfg_yaml: str, out_dir: str, quiet: bool) -> None:
+def _spawned_rank(cfg_yaml: str, out_dir: str, progress: bool) -> None:
     """Body of a process started by :func:`local_processes` > 1: logging as the Hydra process
     has it (rank 0: console and ``train.log``; other ranks: warnings, prefixed), then the run."""
     from omegaconf import OmegaConf
@@ -81,6 +81,8 @@ def _spawned_rank(cfg_yaml: str, out_dir: str, quiet: bool) -> None:
     from pyg_tgl.train.distributed import env_rank
     from pyg_tgl.train.experiment import ConfigError, run_experiment
     rank = env_rank()[0]
+    cfg = OmegaConf.create(cfg_yaml)
+    quiet = cfg.get("quiet", False) is True
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
@@ -94,12 +96,13 @@ def _spawned_rank(cfg_yaml: str, out_dir: str, quiet: bool) -> None:
                                                "%(message)s"))
         root.addHandler(logfile)
     try:
-        run_experiment(OmegaConf.create(cfg_yaml), Path(out_dir),
-                       progress=not quiet and rank == 0)
+        run_experiment(cfg, Path(out_dir), progress=progress and rank == 0)
     except ConfigError as e:
         if rank == 0:
             _fail(str(e), 2)
         sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)  # the launching process says how to resume
 
 
 def _with_tgl_config(cfg: Any) -> Any:
@@ -126,9 +129,11 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from pyg_tgl.train.checkpoint import CheckpointWriteError
     from pyg_tgl.train.distributed import DistributedError, env_rank, launch_local
-    from pyg_tgl.train.experiment import ConfigError, run_experiment, validate_config
-    quiet = bool(cfg.get("quiet", False))
+    from pyg_tgl.train.experiment import ConfigError, run_experiment
+    from pyg_tgl.train.validation import normalize_config, validate_config
+    quiet = cfg.get("quiet", False) is True
     if quiet:
         _quiet_console()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -136,38 +141,45 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     try:
         if cfg.get("tgl_config"):
             cfg = _with_tgl_config(cfg)
+        cfg = normalize_config(cfg)
+        validate_config(cfg)  # here, once, rather than in every rank
+        progress = show_progress(cfg) and (ranks is None or ranks[0] == 0)
         nproc = local_processes(cfg)
         if nproc > 1:
-            validate_config(cfg)  # fail here, once, rather than in every rank
             launch_local(_spawned_rank, nproc,
-                         (OmegaConf.to_yaml(cfg, resolve=True), str(out_dir), quiet))
+                         (OmegaConf.to_yaml(cfg, resolve=True), str(out_dir), progress))
             return json.loads((out_dir / "metrics.json").read_text())
-        return run_experiment(cfg, out_dir,
-                              progress=not quiet and (ranks is None or ranks[0] == 0))
+        return run_experiment(cfg, out_dir, progress=progress)
     except ConfigError as e:
         _fail(str(e), 2)
-    except DistributedError as e:
+    except (DistributedError, CheckpointWriteError) as e:
         _fail(str(e), 1)
+    except KeyboardInterrupt:
+        _fail(_interrupted(out_dir, HydraConfig.get().overrides.task), 130)
     return None
 
 
-GROUPS = ("model", "data", "task", "schedule", "train", "eval", "hardware", "preset")
+def show_progress(cfg: Any) -> bool:
+    """Progress bars: ``progress=true`` / ``false``, or, by default (``null``), only when
+    standard error is a terminal, so a log file gets plain lines instead of bar frames; never
+    with ``quiet=true``."""
+    if cfg.get("quiet", False) is True:
+        return False
+    choice = cfg.get("progress", None)
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) if choice is None else \
+        bool(choice)
 
 
-def check_group_choices(argv: List[str], conf: str) -> Optional[str]:
-    """Returns a one-line error for a command-line group choice (``model=foo``, also inside a
-    sweep list ``model=tgn,foo``) that has no ``conf/<group>/<choice>.yaml``, else ``None``.
-    Sweep functions (``choice(...)``, ``glob(...)``) are left to Hydra."""
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if not sep or key not in GROUPS or "(" in value:
-            continue
-        allowed = sorted(p.stem for p in (Path(conf) / key).glob("*.yaml"))
-        for choice in value.split(","):
-            if choice and choice != "null" and choice not in allowed:
-                return f"{key}={choice!r} is unknown; allowed values: {allowed}"
-    return None
+def _interrupted(out_dir: Path, overrides: List[str]) -> str:
+    """The one line printed for Ctrl-C: how to continue the run, or that nothing was saved."""
+    import shlex
+    if not (out_dir / "checkpoints" / "last.pt").is_file():
+        return (f"interrupted before the run's first checkpoint: nothing to resume in {out_dir} "
+                f"(train.checkpoint_every saves within an epoch)")
+    keep = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.run.dir="))]
+    command = " ".join(["python -m pyg_tgl.run", *map(shlex.quote, keep),
+                        shlex.quote(f"hydra.run.dir={out_dir}"), "resume=true"])
+    return f"interrupted; continue from the last checkpoint with: {command}"
 
 
 def _tgl_run_dir(argv: List[str]) -> List[str]:
@@ -197,8 +209,11 @@ def _secondary_rank_overrides(argv: List[str]) -> List[str]:
 def main() -> None:
     """Console entry point (``python -m pyg_tgl.run``)."""
     import hydra
+    from pyg_tgl.overrides import check_group_choices, check_overrides
     conf = config_dir()
     error = check_group_choices(sys.argv[1:], conf)
+    if error is None:
+        sys.argv[1:], error = check_overrides(sys.argv[1:], conf)
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -203,7 +203,7 @@ def test_cli_and_two_machine_torchrun_match_one_process(tmp_path):
     # Rank 1 wrote nothing: one run directory each, no stray Hydra folders.
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == \
         ["local", "nodes", "one"]
-    assert "test (epoch" in (tmp_path / "local" / "train.log").read_text()
+    assert "test AP " in (tmp_path / "local" / "train.log").read_text()
 
 
 def test_resume_under_ddp_repeats_the_uninterrupted_run(tmp_path):

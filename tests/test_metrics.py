@@ -68,7 +68,7 @@ def test_mrr_by_hand_and_ties():
 
 def test_accumulator_whole_split_batch_mean_and_inductive():
     g = torch.Generator().manual_seed(0)
-    acc = LinkMetricAccumulator()
+    acc = LinkMetricAccumulator(min_subset_events=1)
     all_pos, all_neg, all_ind, batch_aps = [], [], [], []
     for b in (5, 8, 3):
         pos = torch.randn(b, generator=g) + 1
@@ -94,6 +94,24 @@ def test_accumulator_whole_split_batch_mean_and_inductive():
     assert out["inductive_ap"] == pytest.approx(
         sklearn_metrics.average_precision_score(yi, torch.cat([pos[ind], neg[0][ind]])))
     assert out["inductive_mrr"] == pytest.approx(mrr(pos[ind], neg[:, ind]))
+
+
+@pytest.mark.parametrize("num_inductive,reported", [(0, False), (1, False), (4, False),
+                                                    (5, True), (9, True)])
+def test_sub_population_metrics_need_a_minimum_count(num_inductive, reported):
+    """An inductive AP over a handful of events (1.0 over one, as on Radoslaw e-mail) is left
+    out, with the count and a note; from ``min_subset_events`` on it is reported."""
+    acc = LinkMetricAccumulator(min_subset_events=5)
+    ind = torch.arange(10) < num_inductive
+    acc.add(torch.rand(10) + 1, torch.rand(10), ind)
+    out = acc.compute()
+    assert out["num_inductive"] == num_inductive
+    assert ("inductive_ap" in out) is reported and ("inductive_mrr" in out) is reported
+    if reported or num_inductive == 0:
+        assert "inductive_note" not in out
+    else:
+        assert out["inductive_note"] == (f"inductive metrics left out: {num_inductive} inductive "
+                                         f"events, fewer than eval.min_subset_events=5")
 
 
 def test_accumulator_rejects_missing_negatives():

@@ -47,7 +47,11 @@ def test_default_run_end_to_end(default_run):
     for name in (".hydra/config.yaml", "checkpoints/best.pt", "checkpoints/last.pt",
                  "training_curve.png", "train.log"):
         assert (default_run / name).is_file(), name
-    assert "test (epoch" in (default_run / "train.log").read_text()
+    # The last log line says in words what was measured, with the AP of metrics.json.
+    last = (default_run / "train.log").read_text().strip().splitlines()[-1]
+    assert f"test AP {test['ap']:.4f}: average precision of the 600 test events, each against " \
+           f"one random negative destination (model of epoch" in last, last
+    assert "mrr" not in last.split("metrics.json")[0].split(";")[0].lower()
 
 
 def test_embed_export(default_run, tmp_path, tmp_path_factory):

@@ -79,6 +79,55 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
         run_experiment(cfg_of(*overrides, "resume=true"), tmp_path / "empty", progress=False)
 
 
+@pytest.mark.parametrize("model,prefetch", [("tgn", True), ("apan", False)])
+def test_kill_inside_an_epoch_resumes_from_its_mid_epoch_checkpoint(tmp_path, monkeypatch,
+                                                                    model, prefetch):
+    """``train.checkpoint_every`` batches: a run killed inside its first epoch (nothing was
+    saved at an epoch's end yet) resumes from the last mid-epoch checkpoint and trains exactly
+    what an uninterrupted run trains (memory, mailbox, optimizer, loader streams, RNG), also when
+    the loader has already sampled batches ahead in its prefetch thread."""
+    overrides = SMALL + [f"model={model}", "train.epoch=2", "train.checkpoint_every=3",
+                         f"hardware.prefetch={str(prefetch).lower()}"]
+    full = run_experiment(cfg_of(*overrides), tmp_path / "full", progress=False)
+    calls = {"n": 0}
+    real_loss = loop.link_loss
+
+    def dying_loss(*args, **kwargs):
+        calls["n"] += torch.is_grad_enabled()
+        if calls["n"] == 5:  # epoch 0, after the checkpoint at batch 3
+            raise KeyboardInterrupt("killed mid-epoch")
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "link_loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg_of(*overrides), tmp_path / "killed", progress=False)
+    monkeypatch.setattr(loop, "link_loss", real_loss)
+    state = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert state["epoch"] == -1 and state["mid_epoch"]["next_batch"] == 3
+    resumed = run_experiment(cfg_of(*overrides, "resume=true"), tmp_path / "killed",
+                             progress=False)
+    assert _without_times(resumed) == _without_times(full)
+    assert _test_metrics(resumed) == _test_metrics(full)
+
+
+def test_resume_before_any_checkpoint_starts_over(tmp_path, monkeypatch):
+    """A run killed before its first checkpoint has nothing to resume: ``resume=true`` runs it
+    from the beginning (with a warning) instead of refusing; a folder without a run is refused."""
+    overrides = SMALL + ["model=jodie", "train.epoch=1", "train.checkpoint_every=null"]
+    monkeypatch.setattr(loop, "link_loss", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt("killed")))
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg_of(*overrides), tmp_path / "killed", progress=False)
+    monkeypatch.undo()
+    assert not (tmp_path / "killed" / "checkpoints" / "last.pt").exists()
+    resumed = run_experiment(cfg_of(*overrides, "resume=true"), tmp_path / "killed",
+                             progress=False)
+    full = run_experiment(cfg_of(*overrides), tmp_path / "full", progress=False)
+    assert _without_times(resumed) == _without_times(full)
+    with pytest.raises(ConfigError, match="holds no run"):
+        run_experiment(cfg_of(*overrides, "resume=true"), tmp_path / "nothing", progress=False)
+
+
 def test_checkpoints_from_before_an_option_existed_resume(tmp_path):
     # A checkpoint written before model.sampling.root_time / dedup existed resumes under the
     # values that reproduce it, and is refused under any other value, naming the option.

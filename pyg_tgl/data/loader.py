@@ -208,6 +208,8 @@ class TemporalNeighborLoader:
                 history=history, duration=duration, num_threads=num_threads, seed=seed,
                 use_pointer_cache=use_pointer_cache, dedup=dedup)
         self._batches: Optional[List[Tensor]] = None
+        # While iterating: the random state right after the last batch handed out (state_dict).
+        self._handed_out: Optional[Dict[str, object]] = None
         if batches is not None:
             self.set_batches(batches)
 
@@ -262,8 +264,17 @@ class TemporalNeighborLoader:
         batches = self._batches if self._batches is not None else self._default_batches()
         self._batches = None
         if not self.prefetch:
-            return (self._ready_batch(ids) for ids in batches)
+            return self._in_turn(batches)
         return self._prefetching(batches)
+
+    def _in_turn(self, batches: List[Tensor]) -> Iterator[TemporalBatch]:
+        try:
+            for ids in batches:
+                batch = self._ready_batch(ids)
+                self._handed_out = self._random_state()
+                yield batch
+        finally:
+            self._handed_out = None
 
     def _prefetching(self, batches: List[Tensor]) -> Iterator[TemporalBatch]:
         out: "queue.Queue" = queue.Queue(maxsize=2)
@@ -275,11 +286,12 @@ class TemporalNeighborLoader:
                 for ids in batches:
                     if stop.is_set():
                         return
-                    out.put(self._ready_batch(ids))
+                    out.put((self._ready_batch(ids), self._random_state()))
                 out.put(done)
             except BaseException as exc:  # surfaced in the consumer thread
                 out.put(exc)
 
+        self._handed_out = self._random_state()  # before the worker draws ahead
         worker = threading.Thread(target=produce, daemon=True)
         worker.start()
         try:
@@ -289,7 +301,8 @@ class TemporalNeighborLoader:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                batch, self._handed_out = item
+                yield batch
         finally:
             stop.set()
             while worker.is_alive():
@@ -297,15 +310,21 @@ class TemporalNeighborLoader:
                     out.get_nowait()
                 except queue.Empty:
                     worker.join(timeout=0.01)
+            self._handed_out = None
 
-    def state_dict(self) -> Dict[str, object]:
-        """RNG state of the negative sampler and the sampler, for exact resume."""
+    def _random_state(self) -> Dict[str, object]:
         state: Dict[str, object] = {"neg_sampler": self.neg_sampler.state_dict()}
         if self.sampler is not None:
             state["sampler"] = self.sampler.state_dict()
         return state
 
+    def state_dict(self) -> Dict[str, object]:
+        """RNG state of the negative sampler and the sampler as of the last batch handed out
+        (a prefetching loader has drawn further ahead), for exact resume, mid-epoch too."""
+        return self._handed_out if self._handed_out is not None else self._random_state()
+
     def load_state_dict(self, state: Dict[str, object]) -> None:
         self.neg_sampler.load_state_dict(state["neg_sampler"])
         if self.sampler is not None and "sampler" in state:
             self.sampler.load_state_dict(state["sampler"])
+        self._handed_out = None

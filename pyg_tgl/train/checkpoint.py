@@ -10,16 +10,51 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission); the previous checkpoint at
+    the same path is intact. The message names the file, the reason and the free space."""
+
+
+def _write_failed(path: Path, error: OSError) -> CheckpointWriteError:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    previous = "the previous one is intact" if path.exists() else "there was none before"
+    failed = CheckpointWriteError(
+        f"could not write the checkpoint {path}: {error.strerror or error} ({free}); {previous}. "
+        f"Free some space (or choose another run directory, hydra.run.dir=...), then continue "
+        f"with resume=true")
+    failed.errno = error.errno
+    return failed
+
+
+def _os_error_in(error: BaseException) -> Optional[OSError]:
+    """The file system's error behind ``error``: torch's zip writer reports a failed write of
+    its file object as a ``RuntimeError`` whose context is the ``OSError``."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError):
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
 def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
     """Writes ``state`` to ``path`` atomically (temporary file + fsync + :func:`os.replace`).
+
+    Temporary files that an earlier, killed write of the same checkpoint left behind are
+    removed first (a run directory has one writer, see :mod:`pyg_tgl.train.run_lock`).
 
     Args:
         state (dict): the checkpoint (tensors, numbers, strings and nested lists/dicts).
@@ -27,19 +62,31 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
 
     Returns:
         pathlib.Path: the destination path.
+
+    Raises:
+        CheckpointWriteError: the file system refused the write (e.g. no space left); the
+            previous checkpoint at ``path`` is untouched and no temporary file is left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _write_failed(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = _os_error_in(e)
+        if cause is not None:
+            raise _write_failed(path, cause) from e
         raise
     # Persist the rename itself (directory entry) where the platform allows it.
     try:

@@ -34,6 +34,8 @@ from typing import Any, Dict, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from pyg_tgl.train.metrics import LinkMetricAccumulator, test_summary
+
 log = logging.getLogger("pyg_tgl")
 
 MODES = ("unlimited", "time_window")
@@ -51,7 +53,7 @@ def validate_edgebank_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: one line naming the option and the allowed values.
     """
-    from pyg_tgl.train.experiment import ConfigError, _choice, _get
+    from pyg_tgl.train.validation import ConfigError, _choice, _get
     _choice(cfg, "model.mode", MODES, "unlimited")
     _choice(cfg, "model.window_rule", WINDOW_RULES, "dyglib")
     mode = _get(cfg, "model.mode", "unlimited")
@@ -81,7 +83,7 @@ def validate_edgebank_config(cfg: DictConfig) -> None:
 def _window(cfg: DictConfig, ctx: Any, part: str) -> Optional[float]:
     """The window's duration used while ``part`` (``val`` or ``test``) is scored."""
     from pyg_tgl.nn.edgebank import EdgeBank
-    from pyg_tgl.train.experiment import _get
+    from pyg_tgl.train.validation import _get
     if _get(cfg, "model.mode", "unlimited") != "time_window":
         return None
     fixed = _get(cfg, "model.time_window")
@@ -100,10 +102,9 @@ def _window(cfg: DictConfig, ctx: Any, part: str) -> Optional[float]:
 
 
 def _evaluate(bank: Any, loader: Any, inductive: torch.Tensor, ties: str,
-              device: torch.device) -> Dict[str, Any]:
+              device: torch.device, min_subset_events: int) -> Dict[str, Any]:
     """Scores the loader's batches in order, inserting each batch after scoring it."""
-    from pyg_tgl.train.metrics import LinkMetricAccumulator
-    acc = LinkMetricAccumulator(ties)
+    acc = LinkMetricAccumulator(ties, min_subset_events)
     ind = inductive.to(device)
     start = time.perf_counter()
     for batch in loader:
@@ -143,7 +144,7 @@ def run_edgebank(cfg: DictConfig, ctx: Any, out_dir: Path) -> Dict[str, Any]:
 def edgebank_metrics(cfg: DictConfig, ctx: Any) -> Dict[str, Any]:
     """The content of ``metrics.json`` of an EdgeBank run (see :func:`run_edgebank`)."""
     from pyg_tgl.nn.edgebank import EdgeBank
-    from pyg_tgl.train.experiment import _get
+    from pyg_tgl.train.validation import _get
     seed = int(cfg.seed)
     split = ctx.split
     data = ctx.ds.data
@@ -159,19 +160,16 @@ def edgebank_metrics(cfg: DictConfig, ctx: Any) -> Dict[str, Any]:
     # The learned models' loaders, seeds and negative counts (train_link).
     val_loader = ctx.loader(split["val"], int(cfg.eval.val_num_negatives),
                             cfg.eval.neg_sampling, seed + 1, ctx.eval_batch_size)
-    val = _evaluate(bank, val_loader, ctx.inductive, ties, ctx.device)
+    min_subset = int(_get(cfg, "eval.min_subset_events", 50))
+    val = _evaluate(bank, val_loader, ctx.inductive, ties, ctx.device, min_subset)
     if mode == "time_window":
         bank.time_window = windows["test"]
     test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
                              seed + 2, ctx.eval_batch_size)
-    test = _evaluate(bank, test_loader, ctx.inductive, ties, ctx.device)
-    log.info("edgebank (%s%s): val ap %.4f | test ap %.4f auc %.4f mrr %.4f (k=%d) | "
-             "inductive ap %s", mode,
-             f", window val {windows['val']:.6g} test {windows['test']:.6g}"
-             if mode == "time_window" else "", val.get("ap", math.nan),
-             test.get("ap", math.nan), test.get("auc", math.nan), test.get("mrr", math.nan),
-             int(cfg.eval.num_negatives),
-             f"{test['inductive_ap']:.4f}" if "inductive_ap" in test else "n/a")
+    test = _evaluate(bank, test_loader, ctx.inductive, ties, ctx.device, min_subset)
+    window = (f", window val {windows['val']:.6g} test {windows['test']:.6g}"
+              if mode == "time_window" else "")
+    log.info("%s", test_summary(test, str(cfg.eval.neg_sampling), f"EdgeBank {mode}{window}"))
     return {
         "finished": True,
         "epochs": [],

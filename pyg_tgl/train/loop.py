@@ -24,6 +24,7 @@ host synchronisation.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -32,6 +33,7 @@ from torch import Tensor
 
 from pyg_tgl.train.distributed import DistEnv, gather_writes, wrap_ddp
 from pyg_tgl.train.metrics import LinkMetricAccumulator
+from pyg_tgl.train.progress import progress as _progress
 from pyg_tgl.train.schedule import BatchSchedule
 
 LOSSES = ("bce",)
@@ -47,14 +49,6 @@ def link_loss(pos: Tensor, neg: Tensor, loss: str = "bce") -> Tensor:
     if neg.numel():
         out = out + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
     return out
-
-
-def _progress(total: int, desc: str, disable: bool):
-    if disable:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="ev", unit_scale=True, leave=False,
-                dynamic_ncols=True)
 
 
 class LinkStep(torch.nn.Module):
@@ -93,6 +87,37 @@ class LinkStep(torch.nn.Module):
         return link_loss(pos, neg, self.loss) * weight, pos, neg
 
 
+@dataclass
+class EpochProgress:
+    r"""How far a training epoch got: what a mid-epoch checkpoint stores to finish the epoch
+    exactly as an uninterrupted run would.
+
+    Attributes:
+        next_batch (int): batches of the epoch already trained.
+        losses (list of Tensor): their (this rank's) losses, to average at the epoch's end.
+        times (dict): seconds so far per phase (``sample``, ``compute``, ``update``,
+            ``memory``, ``sync``) and in all (``total``).
+        sent_bytes (int): memory writes this rank sent so far (data parallel).
+    """
+
+    next_batch: int = 0
+    losses: List[Tensor] = field(default_factory=list)
+    times: Dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("sample", "compute", "update", "memory", "sync", "total"), 0.0))
+    sent_bytes: int = 0
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Weights-only data (the losses as one tensor)."""
+        losses = torch.stack(self.losses).cpu() if self.losses else torch.empty(0)
+        return {"next_batch": self.next_batch, "losses": losses, "times": dict(self.times),
+                "sent_bytes": self.sent_bytes}
+
+    @classmethod
+    def from_state_dict(cls, state: Dict[str, Any], device: Any = "cpu") -> "EpochProgress":
+        return cls(int(state["next_batch"]), list(state["losses"].to(device).unbind()),
+                   dict(state["times"]), int(state["sent_bytes"]))
+
+
 class LinkTrainer:
     r"""Trains and evaluates a :class:`~pyg_tgl.nn.TemporalGNN` on temporal link prediction.
 
@@ -107,7 +132,8 @@ class LinkTrainer:
         device (torch.device or str): where the model lives; batches are moved there.
         loss (str): ``"bce"``.
         ties (str): tie convention of the MRR (see :func:`~pyg_tgl.train.metrics.mrr`).
-        progress (bool): show tqdm bars with events/s.
+        progress (bool): show tqdm bars with events/s; otherwise a long pass logs a plain
+            line a minute (:mod:`pyg_tgl.train.progress`).
         sync_timers (bool): synchronise CUDA at phase borders for an exact time split.
         precision (str): ``"float32"``, or ``"bfloat16"`` to run forward and loss under
             :func:`torch.autocast` (matrix products in bfloat16, parameters, optimizer and the
@@ -125,13 +151,15 @@ class LinkTrainer:
             hops make the host's single thread the bottleneck (``docs/performance.md``). On
             CUDA the loaders page-lock their batches either way, so the copies to the device
             are asynchronous.
+        min_subset_events (int): fewest events an ``inductive_*`` metric is reported over.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader: Any,
                  schedule: BatchSchedule, device: Any = "cpu", loss: str = "bce",
                  ties: str = "average", progress: bool = True, sync_timers: bool = True,
                  precision: str = "float32", dist: Optional[DistEnv] = None,
-                 find_unused_parameters: bool = False, host_plans: bool = False) -> None:
+                 find_unused_parameters: bool = False, host_plans: bool = False,
+                 min_subset_events: int = 50) -> None:
         self.model = model
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -147,6 +175,7 @@ class LinkTrainer:
             (lambda: torch.cuda.synchronize(self.device))
             if sync_timers and self.device.type == "cuda" else (lambda: None))
         self.host_plans = bool(host_plans)
+        self.min_subset_events = int(min_subset_events)
         self._loader_options(train_loader)
 
     def _loader_options(self, loader: Any) -> Dict[str, Any]:
@@ -180,12 +209,22 @@ class LinkTrainer:
             self.model.pending_events = (src, dst, t)
         return gather_writes(self.dist, writes)
 
-    def train_epoch(self, epoch: int, max_batches: Optional[int] = None) -> Dict[str, Any]:
+    def train_epoch(self, epoch: int, max_batches: Optional[int] = None,
+                    start: Optional["EpochProgress"] = None,
+                    after_batch: Optional[Callable[["EpochProgress"], None]] = None
+                    ) -> Dict[str, Any]:
         """Runs one training epoch: memory reset, then the epoch's batches of the schedule.
 
         Args:
             epoch (int): epoch index (selects the schedule's batches).
             max_batches (int, optional): stop after this many batches.
+            start (EpochProgress, optional): continue an epoch interrupted after
+                ``start.next_batch`` batches (memory, optimizer, loader and RNG already restored
+                as of then): no memory reset, and the returned loss and times cover the whole
+                epoch.
+            after_batch (callable, optional): called with the epoch's :class:`EpochProgress`
+                after every batch (memory written); a mid-epoch checkpoint is taken there. Its
+                time is not counted in the epoch's times.
 
         Returns:
             dict: ``loss`` (mean over batches), ``time_{sample,compute,update,memory,sync,total}``,
@@ -198,16 +237,18 @@ class LinkTrainer:
             batches = batches[:max_batches]
         sizes = [int(b.numel()) for b in batches]
         num_events = sum(sizes)
-        self.train_loader.set_batches(batches)
+        done = start if start is not None else EpochProgress()
+        self.train_loader.set_batches(batches[done.next_batch:])
         model.train()
-        self.reset_state()
-        losses: List[Tensor] = []
-        t_sample = t_compute = t_update = t_memory = t_sync = 0.0
-        sent_before = self.dist.gathered_bytes
-        bar = _progress(num_events, f"epoch {epoch}", not self.progress)
-        start = time.perf_counter()
+        if done.next_batch == 0:
+            self.reset_state()
+        times = done.times
+        sent_before = self.dist.gathered_bytes - done.sent_bytes
+        bar = _progress(num_events, f"epoch {epoch}", self.progress)
+        bar.update(sum(sizes[:done.next_batch]))
+        begin = time.perf_counter() - times["total"]
         it = iter(self.train_loader)
-        for size in sizes:
+        for size in sizes[done.next_batch:]:
             t0 = time.perf_counter()
             batch = self._to_device(next(it))
             self._sync()
@@ -232,30 +273,30 @@ class LinkTrainer:
             model.detach()
             self._sync()
             t6 = time.perf_counter()
-            losses.append(loss.detach())
-            t_sample += t1 - t0
-            t_compute += t2 - t1
-            t_update += t3 - t2
-            t_memory += (t4 - t3) + (t6 - t5)
-            t_sync += t5 - t4
-            if bar is not None:
-                bar.update(size)
+            done.losses.append(loss.detach())
+            times["sample"] += t1 - t0
+            times["compute"] += t2 - t1
+            times["update"] += t3 - t2
+            times["memory"] += (t4 - t3) + (t6 - t5)
+            times["sync"] += t5 - t4
+            done.next_batch += 1
+            bar.update(size)
+            if after_batch is not None:
+                times["total"] = t6 - begin
+                done.sent_bytes = self.dist.gathered_bytes - sent_before
+                after_batch(done)
+                begin += time.perf_counter() - t6  # the checkpoint's time is not training time
         if self.device.type == "cuda":  # once per epoch: the epoch's time includes queued kernels
             torch.cuda.synchronize(self.device)
-        total = time.perf_counter() - start
-        if bar is not None:
-            bar.close()
+        total = time.perf_counter() - begin
+        bar.close()
         mean_loss = float("nan")
-        if losses:
-            mean_loss = float(self.dist.all_reduce_sum(torch.stack(losses).sum())) / (
-                len(losses) * world)
+        if done.losses:
+            mean_loss = float(self.dist.all_reduce_sum(torch.stack(done.losses).sum())) / (
+                len(done.losses) * world)
         return {
             "loss": mean_loss,
-            "time_sample": t_sample,
-            "time_compute": t_compute,
-            "time_update": t_update,
-            "time_memory": t_memory,
-            "time_sync": t_sync,
+            **{f"time_{k}": times[k] for k in ("sample", "compute", "update", "memory", "sync")},
             # Memory writes this rank sent per step (data parallel; DDP's gradient all-reduce
             # adds 4 bytes per parameter).
             "sync_bytes_per_step": (self.dist.gathered_bytes - sent_before) / max(len(sizes), 1),
@@ -286,7 +327,7 @@ class LinkTrainer:
             ``time`` (seconds); ``{"time": ...}`` only when ``score=False``.
         """
         self.model.eval()
-        acc = LinkMetricAccumulator(self.ties)
+        acc = LinkMetricAccumulator(self.ties, self.min_subset_events)
         ind = None if inductive is None else inductive.to(self.device)
         num_neg = int(getattr(loader, "num_neg", 1))
         start = time.perf_counter()
@@ -304,7 +345,7 @@ class LinkTrainer:
                           num_neg: int, desc: str, score: bool) -> None:
         model = self.model
         bar = _progress(int(getattr(loader, "events", torch.empty(0)).numel()) or 0, desc,
-                        not self.progress)
+                        self.progress)
         for batch in loader:
             batch = self._to_device(batch)
             loss, pos, neg = self.step(batch)
@@ -320,7 +361,5 @@ class LinkTrainer:
             if score:
                 acc.add(pos, neg, None if ind is None else ind[eid.to(self.device)], loss=loss)
             model.apply_memory_writes(self._exchange(model.memory_writes(batch)))
-            if bar is not None:
-                bar.update(int(eid.numel()))
-        if bar is not None:
-            bar.close()
+            bar.update(int(eid.numel()))
+        bar.close()

@@ -18,7 +18,7 @@ synchronisation per batch and computes everything once at the end.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -151,15 +151,19 @@ class LinkMetricAccumulator:
     * ``ap_batch_mean``, ``auc_batch_mean``: TGL's mean of the per-batch values (pos against all
       negatives of the batch), so numbers compare with the TGL paper;
     * ``mrr``: each positive ranked among all its ``k`` negatives (TGB), ties as ``ties``;
-    * the same with an ``inductive_`` prefix over events flagged by ``inductive`` in :meth:`add`
-      (when any were flagged), plus ``num_events`` / ``num_inductive``.
+    * the same with an ``inductive_`` prefix over events flagged by ``inductive`` in :meth:`add`,
+      plus ``num_events`` / ``num_inductive``. With fewer than ``min_subset_events`` flagged
+      events the ``inductive_`` metrics are left out and ``inductive_note`` says so: an AP over
+      a handful of events (1.0 over a single one) says nothing about the model.
 
     Args:
         ties (str): tie convention of the MRR (see :func:`reciprocal_ranks`).
+        min_subset_events (int): fewest events a sub-population metric is reported over.
     """
 
-    def __init__(self, ties: str = "average") -> None:
+    def __init__(self, ties: str = "average", min_subset_events: int = 50) -> None:
         self.ties = ties
+        self.min_subset_events = int(min_subset_events)
         self._pos: List[Tensor] = []
         self._neg: List[Tensor] = []
         self._ind: List[Optional[Tensor]] = []
@@ -220,7 +224,28 @@ class LinkMetricAccumulator:
             out["loss"] = float(torch.stack(self._loss).mean())
         if all(m is not None for m in self._ind):
             ind = torch.cat(self._ind).cpu()  # type: ignore[arg-type]
-            out["num_inductive"] = int(ind.sum())
-            if out["num_inductive"] > 0:
+            out["num_inductive"] = n = int(ind.sum())
+            if n >= max(self.min_subset_events, 1):
                 out.update(self._split_metrics(pos[ind], neg[:, ind], "inductive_"))
+            elif n:
+                out["inductive_note"] = (f"inductive metrics left out: {n} inductive events, "
+                                         f"fewer than eval.min_subset_events="
+                                         f"{self.min_subset_events}")
         return out
+
+
+def test_summary(test: Dict[str, Any], neg_sampling: str, setting: str) -> str:
+    """The run's last log line: the test AP, said in words, and where the other numbers are.
+
+    Args:
+        test (dict): :meth:`LinkMetricAccumulator.compute` of the test split.
+        neg_sampling (str): how the negatives were drawn (``eval.neg_sampling``).
+        setting (str): which model and protocol, e.g. ``"model of epoch 3, TGL protocol"``.
+    """
+    k = int(test.get("num_negatives", 1))
+    rest = (f"MRR against {k} negatives, AUC and the other metrics are in metrics.json"
+            if k > 1 else "AUC and the other metrics are in metrics.json")
+    return (f"test AP {test.get('ap', math.nan):.4f}: average precision of the "
+            f"{int(test.get('num_events', 0)):,} test events, each against one "
+            f"{neg_sampling} negative destination ({setting}); "
+            f"{rest}")

@@ -34,6 +34,7 @@ METRICS: Sequence[Tuple[str, Tuple[str, ...]]] = (
     ("test_mrr", ("test", "mrr")),
     ("test_ap_batch_mean", ("test", "ap_batch_mean")),
     ("test_inductive_ap", ("test", "inductive_ap")),
+    ("test_num_inductive", ("test", "num_inductive")),
     ("node_test", ("node", "test")),
     ("seconds_per_epoch", ("seconds_per_epoch",)),
 )

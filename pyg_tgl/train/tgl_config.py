@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from pyg_tgl.train.experiment import ConfigError
+from pyg_tgl.train.validation import ConfigError
 
 #: Keys of the model sections: TGL's (``config/readme.yml`` and the shipped files), then
 #: pyg_tgl's additions (``docs/models.md``).
