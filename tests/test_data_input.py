@@ -1,0 +1,117 @@
+"""Data input a new user meets first: the separator of a CSV file (detected by default, errors in
+the user's own column numbering), node ids kept with ``remap_nodes=false`` that would need more
+memory than the machine has, and times shifted to start at 0 by default with the origin kept."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli import REPO, run_cli
+from pyg_tgl.data.datasets import load_dataset
+from pyg_tgl.data.readers import DataFormatError
+
+
+# EVENTS are out of time order on purpose (the origin is the earliest time, not the first row's).
+pytestmark = pytest.mark.filterwarnings("ignore:.*sorting them by time:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYG_TGL_DATA", str(tmp_path / "cache"))
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+EVENTS = [(3, 1, 1_600_000_050), (1, 2, 1_600_000_000), (2, 0, 1_600_000_100),
+          (0, 3, 1_600_000_100)]
+
+
+def _one_line_error(**options) -> str:
+    """The message of the :class:`DataFormatError` that ``load_dataset("csv", **options)`` raises,
+    checked to be one line."""
+    with pytest.raises(DataFormatError) as info:
+        load_dataset("csv", progress=False, **options)
+    msg = str(info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def _expect(ds, time_shift: bool = True) -> None:
+    """``ds`` holds EVENTS, sorted by time (ties in file order), ids kept (they are 0..3)."""
+    order = sorted(range(len(EVENTS)), key=lambda i: EVENTS[i][2])
+    assert ds.data.src.tolist() == [EVENTS[i][0] for i in order]
+    assert ds.data.dst.tolist() == [EVENTS[i][1] for i in order]
+    raw = [float(EVENTS[i][2]) for i in order]
+    origin = raw[0] if time_shift else 0.0
+    assert ds.time_origin == origin
+    assert ds.data.t.tolist() == [x - origin for x in raw]
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 9 of issue #24 (data part): times start at 0 by default
+# ------------------------------------------------------------------------------------------------
+
+UNIX = "src,dst,t,y\n" + "".join(f"{a},{b},{c},{a % 2}\n" for a, b, c in EVENTS)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_unix_times_start_at_zero_by_default_with_the_origin_kept(tmp_path, cache):
+    path = _write(tmp_path, "unix.csv", UNIX)
+    with pytest.warns(UserWarning, match=r"line 3: time 1600000000 is earlier than the previous "
+                      r"event's 1600000050; .* sorting"):
+        ds = load_dataset("csv", path=path, label="y", cache=cache, progress=False)
+    # The origin is the earliest time (row 2), not the first row's.
+    _expect(ds)
+    assert ds.time_origin == 1_600_000_000.0
+    if cache:
+        meta = json.loads((ds.cache_dir / "meta.json").read_text())
+        assert meta["time_shift"] == 1_600_000_000.0 and meta["options"]["time_shift"] is True
+    assert "time: 0 .. 100 (span 100; the file's times minus 1,600,000,000 (time_shift))" in \
+        ds.summary()
+
+
+def test_time_shift_false_keeps_the_raw_times_in_a_cache_of_its_own(tmp_path):
+    path = _write(tmp_path, "unix.csv", UNIX)
+    with pytest.warns(UserWarning, match="sorting"):
+        shifted = load_dataset("csv", path=path, progress=False)
+        raw = load_dataset("csv", path=path, time_shift=False, progress=False)
+    _expect(raw, time_shift=False)
+    assert raw.cache_dir != shifted.cache_dir
+    assert "time_shift" not in json.loads((raw.cache_dir / "meta.json").read_text())
+    again = load_dataset("csv", path=path, progress=False)  # cached: warns no more
+    assert again.cache_dir == shifted.cache_dir
+    _expect(again)
+    assert torch.equal(raw.data.t - raw.data.t[0], again.data.t)
+
+
+def test_node_labels_are_shifted_with_the_events(tmp_path):
+    header = "user_id,item_id,timestamp,state_label,comma_separated_list_of_features\n"
+    rows = "0,0,1600000000.0,0,0.5\n1,1,1600000010.0,1,0.25\n0,1,1600000030.0,0,0.125\n"
+    path = _write(tmp_path, "jodie.csv", header + rows)
+    ds = load_dataset("jodie", path=path, progress=False)
+    assert ds.time_origin == 1_600_000_000.0
+    assert ds.data.t.tolist() == [0.0, 10.0, 30.0]
+    assert ds.node_labels.t.tolist() == [0.0, 10.0, 30.0]
+    # Unix seconds: the summary shows the dates in the file's scale.
+    assert "time: 0 .. 30 (span 30 = 0.0 days, 2020-09-13 12:26 .. 2020-09-13 12:27 UTC; the " \
+        "file's times minus 1,600,000,000 (time_shift))" in ds.summary()
+    raw = load_dataset("jodie", path=path, time_shift=False, progress=False)
+    assert torch.equal(raw.node_labels.t, ds.node_labels.t + ds.time_origin)
+
+
+def test_every_data_config_declares_time_shift_in_the_common_block():
+    lines = {}
+    for f in sorted((REPO / "conf" / "data").glob("*.yaml")):
+        text = f.read_text().splitlines()
+        i = text.index("test_ratio: 0.15")
+        assert text[i + 1].startswith("time_shift: true "), f.name
+        lines[f.name] = text[i + 1]
+    assert len(lines) >= 19 and len(set(lines.values())) == 1
