@@ -12,6 +12,7 @@ import torch
 
 from cli import REPO, run_cli
 from pyg_tgl.data.datasets import load_dataset
+from pyg_tgl.data.delimiters import normalize_delimiter
 from pyg_tgl.data.readers import DataFormatError
 
 
@@ -53,6 +54,92 @@ def _expect(ds, time_shift: bool = True) -> None:
     origin = raw[0] if time_shift else 0.0
     assert ds.time_origin == origin
     assert ds.data.t.tolist() == [x - origin for x in raw]
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 2 of issue #24: the separator
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,text,sep", [
+    ("comma.csv", "src,dst,t\n" + "".join(f"{a},{b},{c}\n" for a, b, c in EVENTS), ","),
+    ("tab.tsv", "".join(f"{a}\t{b}\t{c}\n" for a, b, c in EVENTS), "\t"),
+    # SNAP style, runs of spaces and a stray tab: any whitespace.
+    ("snap.txt", "".join(f"{a}  {b} {c}\n" if a % 2 else f"{a}\t{b} {c}\n" for a, b, c in EVENTS),
+     None),
+    ("semi.csv", "src;dst;t\n" + "".join(f"{a};{b};{c}\n" for a, b, c in EVENTS), ";"),
+])
+def test_the_separator_is_detected_by_default(tmp_path, name, text, sep):
+    path = _write(tmp_path, name, text)
+    cols = {} if "src" in text else dict(src=0, dst=1, time=2)
+    ds = load_dataset("csv", path=path, progress=False, **cols)
+    _expect(ds)
+    assert ds.info["delimiter"] == sep
+
+
+def test_a_comma_inside_a_text_column_does_not_beat_whitespace(tmp_path):
+    rows = "".join(f"{a} {b} {c} note,{a}\n" for a, b, c in EVENTS)
+    ds = load_dataset("csv", path=_write(tmp_path, "e.txt", rows), src=0, dst=1, time=2,
+                      progress=False)
+    _expect(ds)
+    assert ds.info["delimiter"] is None
+
+
+def test_the_issue_command_line_now_reads_a_whitespace_file(tmp_path, capsys):
+    """``data=csv data.path=FILE data.src=0 data.dst=1 data.time=2`` on a whitespace file failed
+    with "column 2 (for dst) requested but the file has 1 columns per line"."""
+    from pyg_tgl.data.__main__ import main
+
+    path = _write(tmp_path, "ws.txt", "".join(f"{a} {b} {c}\n" for a, b, c in EVENTS))
+    assert main(["info", "data=csv", f"data.path={path}", "data.src=0", "data.dst=1",
+                 "data.time=2", "data.progress=false"]) == 0
+    assert "csv: 4 nodes, 4 events" in capsys.readouterr().out
+
+
+def test_a_wrong_separator_is_named_with_the_users_column_and_the_fix(tmp_path):
+    path = _write(tmp_path, "ws.txt", "".join(f"{a} {b} {c}\n" for a, b, c in EVENTS))
+    msg = _one_line_error(path=path, src=0, dst=1, time=2, delimiter=",")
+    assert msg.startswith(f"{path}, line 1: data.dst=1 (positions count from 0) requested but "
+                          f"the line has 1 field separated by ',': '3 1 1600000050' "
+                          f"(data.delimiter=',')")
+    assert msg.endswith("it has 3 fields when split at whitespace: set data.delimiter=null")
+
+
+def test_a_header_split_at_the_wrong_separator_says_so(tmp_path):
+    rows = "".join(f"{a} {b} {c}\n" for a, b, c in EVENTS)
+    path = _write(tmp_path, "h.txt", "src dst t\n" + rows)
+    with pytest.raises(DataFormatError, match=r"h\.txt: missing column 'src' \(for src\); the "
+                       r"header has \['src dst t'\] split at ';' \(data\.delimiter=';'\); it has "
+                       r"3 fields when split at whitespace: set data\.delimiter=null"):
+        load_dataset("csv", path=path, delimiter=";", progress=False)
+
+
+def test_a_short_line_names_the_detected_separator(tmp_path):
+    path = _write(tmp_path, "e.csv", "src,dst,t\n0,1,5\n1,2,6\n2,3,7\n3,4\n")
+    with pytest.raises(DataFormatError, match=r"e\.csv, line 5: expected 3 fields separated by "
+                       r"',', found 2: '3,4' \(detected from the first lines; data\.delimiter "
+                       r"sets it\)"):
+        load_dataset("csv", path=path, progress=False)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("0,1;5\n1,2;6\n", r"',' \(2 fields\) and ';' \(2 fields\) both split every line evenly; set "
+                      r"data\.delimiter to one of ',', tab, ';', or null for whitespace"),
+    ("0\n1\n", r"no candidate splits them into two or more fields \('0'\); set data\.delimiter"),
+])
+def test_an_undecidable_separator_asks_for_the_option(tmp_path, text, match):
+    path = _write(tmp_path, "e.txt", text)
+    with pytest.raises(DataFormatError, match=r"e\.txt: the field separator could not be detected "
+                       r"from the first 2 lines: " + match):
+        load_dataset("csv", path=path, src=0, dst=1, time=2, progress=False)
+
+
+def test_separator_option_values():
+    assert normalize_delimiter("tab") == normalize_delimiter("\\t") == "\t"
+    assert normalize_delimiter("whitespace") is None and normalize_delimiter(None) is None
+    assert normalize_delimiter("auto") == "auto" and normalize_delimiter(";") == ";"
+    for bad in ("::", "", 3, '"'):
+        with pytest.raises(ValueError, match=r"delimiter must be one character"):
+            normalize_delimiter(bad)
 
 
 # ------------------------------------------------------------------------------------------------

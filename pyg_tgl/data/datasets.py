@@ -32,9 +32,11 @@ from torch_geometric.data import TemporalData
 
 from .download import download_url
 from .formats import (RawEvents, TGB_SPECS, find_tgb_file, read_collegemsg_wheel,
-                      read_csv, read_dyglib, read_edge_list, read_jodie, read_primaryschool,
+                      read_dyglib, read_edge_list, read_jodie, read_primaryschool,
                       read_tgb, read_tgl, read_travian, load_feature_file)
-from .readers import DataFormatError, check_times
+from .readers import DataFormatError
+from .tabular import read_csv
+from .times import check_times
 from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home, fingerprint,
                       jsonable, load_npy, read_json, remove_stale, save_npy, stable_hash)
 
@@ -506,7 +508,7 @@ def _register_all() -> None:
     _register(_Loader(
         "csv", "any CSV/Parquet file with named columns",
         {"path": None, "src": "src", "dst": "dst", "time": "t", "edge_features": None,
-         "label": None, "delimiter": ",", "header": None, "node_id_type": "auto",
+         "label": None, "delimiter": "auto", "header": None, "node_id_type": "auto",
          "time_format": "number"},
         files=csv_files,
         read=lambda o, f, spill, p: read_csv(
