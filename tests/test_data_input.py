@@ -13,6 +13,7 @@ import torch
 from cli import REPO, run_cli
 from pyg_tgl.data.datasets import load_dataset
 from pyg_tgl.data.delimiters import normalize_delimiter
+from pyg_tgl.data.node_ids import check_kept_ids
 from pyg_tgl.data.readers import DataFormatError
 
 
@@ -140,6 +141,51 @@ def test_separator_option_values():
     for bad in ("::", "", 3, '"'):
         with pytest.raises(ValueError, match=r"delimiter must be one character"):
             normalize_delimiter(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 4b of issue #24: remap_nodes=false with an id of 2**40
+# ------------------------------------------------------------------------------------------------
+
+BIG = 2 ** 40
+BIG_CSV = f"src,dst,t\n0,1,1\n1,{BIG},2\n2,0,3\n"
+
+
+def test_a_huge_kept_id_is_refused_before_allocating(tmp_path):
+    path = _write(tmp_path, "big.csv", BIG_CSV)
+    msg = _one_line_error(path=path, remap_nodes=False)
+    assert msg.startswith(f"{path}, line 3: dst is {BIG}; with remap_nodes=false ids index "
+                          f"per-node arrays, so it implies num_nodes = 1,099,511,627,777, which "
+                          f"needs at least 9.0 TiB (9 bytes per node")
+    assert msg.endswith("set data.remap_nodes=true (or null) to map the ids to 0..N-1")
+    # The default (null) maps the sparse ids.
+    ds = load_dataset("csv", path=path, progress=False)
+    assert ds.num_nodes == 4 and ds.node_ids.tolist() == [0, 1, 2, BIG]
+
+
+def test_kept_ids_are_checked_against_the_memory():
+    src, dst = np.array([0, 5, 2]), np.array([1, 2, 999])
+    where = lambda r: f"f.csv, line {r + 2}"  # noqa: E731
+    check_kept_ids(src, dst, 999, 0, where, memory_bytes=9000)  # 1,000 nodes x 9 B fit
+    with pytest.raises(DataFormatError, match=r"f\.csv, line 4: dst is 999; .* num_nodes = 1,000, "
+                       r"which needs at least 8\.8 KiB .* of this machine's 8\.8 KiB"):
+        check_kept_ids(src, dst, 999, 0, where, memory_bytes=8999)
+    check_kept_ids(src, dst, 999, 10 ** 6, where, memory_bytes=1)  # node features set the count
+    with pytest.raises(DataFormatError, match=r"line 3: src is 5; with ids kept as the format's "
+                       r"default"):
+        check_kept_ids(src, np.array([1, 2, 3]), 5, 0, where, requested=False, memory_bytes=1)
+
+
+def test_the_command_line_ends_a_huge_kept_id_with_one_line_and_exit_2(tmp_path):
+    path = _write(tmp_path, "big.csv", BIG_CSV)
+    proc = run_cli(["-m", "pyg_tgl.run", "data=csv", f"data.path={path}", "data.remap_nodes=false",
+                    f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, data_home=tmp_path / "home",
+                   check=False, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data='csv': ") and f"dst is {BIG}" in last
+    assert "data.remap_nodes=true" in last
 
 
 # ------------------------------------------------------------------------------------------------

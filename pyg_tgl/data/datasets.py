@@ -34,6 +34,7 @@ from .download import download_url
 from .formats import (RawEvents, TGB_SPECS, find_tgb_file, read_collegemsg_wheel,
                       read_dyglib, read_edge_list, read_jodie, read_primaryschool,
                       read_tgb, read_tgl, read_travian, load_feature_file)
+from .node_ids import check_kept_ids
 from .readers import DataFormatError
 from .tabular import read_csv
 from .times import check_times
@@ -710,6 +711,7 @@ def _remap(raw: RawEvents, option: Optional[bool]):
     keep = option is False or (option is None and raw.remap is False)
     identity = lambda ids: np.where((ids >= 0) & (ids < max(max_id + 1, floor_n)), ids, -1)  # noqa: E731
     if keep:
+        check_kept_ids(src, dst, max_id, floor_n, raw.where, requested=option is False)
         return src, dst, None, max(max_id + 1, floor_n), identity
     if max_id + 1 <= 4 * E + (1 << 20):
         seen = np.zeros(max_id + 1, dtype=bool)
