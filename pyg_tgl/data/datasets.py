@@ -38,8 +38,9 @@ from .node_ids import check_kept_ids
 from .readers import DataFormatError
 from .tabular import read_csv
 from .times import check_times
-from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home, fingerprint,
-                      jsonable, load_npy, read_json, remove_stale, save_npy, stable_hash)
+from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home,
+                      disk_full_guard, fingerprint, jsonable, load_npy, read_json, remove_stale,
+                      save_npy, stable_hash)
 
 __all__ = ["TemporalDataset", "NodeLabels", "load_dataset", "list_datasets", "dataset_options",
            "shared_data_dir",
@@ -215,7 +216,8 @@ class TemporalDataset:
         if graph is None:
             graph = TCSR.from_data(self.data, num_nodes=self.num_nodes, add_reverse=add_reverse)
             if path is not None:
-                graph.save(path)
+                with disk_full_guard(path.parent):
+                    graph.save(path)
         self._tcsr[add_reverse] = graph
         return graph
 
@@ -645,19 +647,20 @@ def load_dataset(name: str, **options: Any) -> TemporalDataset:
         root = Path(o["cache_dir"]).expanduser() if o["cache_dir"] else data_home() / "processed"
         folder = root / f"{name}-{identity}-{key}"
         meta = read_json(folder / "meta.json")
-        if meta is None or meta.get("version") != FORMAT_VERSION:
-            with build_dir(folder) as tmp:
-                raw = loader.read(o, files, tmp, progress)
-                arrays, meta = _finalize(raw, o, name, tmp)
-                meta.update(sources=fingerprint(files), options=build_opts)
-                _save(tmp, arrays, meta)
-            remove_stale(root, keep=folder.name, prefix=f"{name}-{identity}-")
-            meta = read_json(folder / "meta.json")
-        if o["require_sorted"] and meta.get("unsorted_input"):
-            # The cache holds the sorted events; the raw file is still out of order.
-            raise DataFormatError(meta["unsorted_input"] + " (require_sorted=true)")
-        arrays = _load_arrays(folder, meta, o["mmap"])
-        ds = _assemble(name, arrays, meta, o, folder)
+        with disk_full_guard(root):
+            if meta is None or meta.get("version") != FORMAT_VERSION:
+                with build_dir(folder) as tmp:
+                    raw = loader.read(o, files, tmp, progress)
+                    arrays, meta = _finalize(raw, o, name, tmp)
+                    meta.update(sources=fingerprint(files), options=build_opts)
+                    _save(tmp, arrays, meta)
+                remove_stale(root, keep=folder.name, prefix=f"{name}-{identity}-")
+                meta = read_json(folder / "meta.json")
+            if o["require_sorted"] and meta.get("unsorted_input"):
+                # The cache holds the sorted events; the raw file is still out of order.
+                raise DataFormatError(meta["unsorted_input"] + " (require_sorted=true)")
+            arrays = _load_arrays(folder, meta, o["mmap"])
+            ds = _assemble(name, arrays, meta, o, folder)
     else:
         raw = loader.read(o, files, None, progress)
         arrays, meta = _finalize(raw, o, name, None)
@@ -781,13 +784,12 @@ def _shift_time(t: np.ndarray, folder: Optional[Path]) -> Tuple[np.ndarray, floa
         return t, 0.0
     if folder is None or not isinstance(t, np.memmap):
         return np.asarray(t, dtype=np.float64) - t0, t0
-    tmp = folder / "t_shifted.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=t.shape)
-    for s in range(0, t.shape[0], _CHUNK):
-        out[s:s + _CHUNK] = np.asarray(t[s:s + _CHUNK]) - t0
-    out.flush()
-    del out
-    os.replace(tmp, folder / "t.npy")
+    # Written with plain writes, not a memory map: on a full disk a write fails with ENOSPC
+    # where a store into a mapped page would kill the process with SIGBUS.
+    with NpyWriter(folder / "t_shifted.npy", np.float64) as w:
+        for s in range(0, t.shape[0], _CHUNK):
+            w.write(np.asarray(t[s:s + _CHUNK]) - t0)
+    os.replace(w.path, folder / "t.npy")
     return load_npy(folder / "t.npy", mmap=True), t0
 
 
