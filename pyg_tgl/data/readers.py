@@ -21,6 +21,9 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence,
 
 import numpy as np
 
+from .delimiters import Separator
+from .errors import DataFormatError
+from .times import check_times, parse_iso_datetimes
 from .storage import NpyWriter, PathLike, load_npy
 
 __all__ = [
@@ -41,11 +44,6 @@ DEFAULT_CHUNK_BYTES = 1 << 22
 
 # Ids are parsed as float64; beyond 2**53 neighbouring integers collide.
 _MAX_EXACT_INT = float(2 ** 53)
-
-
-class DataFormatError(ValueError):
-    """A data file does not have the expected format; the message names the file, the line (where
-    one is at fault) and what was expected."""
 
 
 @dataclass
@@ -110,12 +108,15 @@ class Column:
             "up to the last column"; blocks give 2-D ``float32`` arrays.
         optional: when the header lacks the column, it is silently absent from the result instead
             of an error.
+        option: the user's option that chose the column (``"data.dst"``); messages then name the
+            column as ``data.dst=1``, in the user's own (0-based) numbering.
     """
 
     key: Union[int, str]
     kind: str = "float"
     width: Optional[int] = 1
     optional: bool = False
+    option: Optional[str] = None
 
 
 class LineMap:
@@ -209,19 +210,23 @@ def _decode(block: bytes, source: str, line_start: int, encoding: str) -> str:
                               f"({e.reason}); expected a text file") from None
 
 
-def _resolve(spec: Column, name: str, header: Optional[List[str]], ncols: int,
-             source: str) -> Optional[Tuple[int, int]]:
-    """``(first column, width)`` of a column spec, or ``None`` for a missing optional column."""
+def _resolve(spec: Column, name: str, header: Optional[List[str]], ncols: int, source: str,
+             line: int, line_text: str, sep: Separator,
+             header_text: str = "") -> Optional[Tuple[int, int]]:
+    """``(first column, width)`` of a column spec, or ``None`` for a missing optional column.
+    ``line``/``line_text``: the line that gave the width ``ncols`` (for messages)."""
+    asked = f"{spec.option}={spec.key!r}" if spec.option else f"column {spec.key!r} (for {name})"
     if isinstance(spec.key, str):
         if header is None:
-            raise DataFormatError(f"{source}: column {spec.key!r} requested by name but the file "
-                                  f"has no header line")
+            raise DataFormatError(f"{source}: {asked} names a column but the file has no header "
+                                  f"line; use 0-based positions or add a header")
         names = [h.strip() for h in header]
         if spec.key not in names:
             if spec.optional:
                 return None
             raise DataFormatError(f"{source}: missing column {spec.key!r} (for {name}); the header "
-                                  f"has {names}")
+                                  f"has {names} split at {sep.words()}{sep.origin()}"
+                                  f"{sep.hint(header_text, 2)}")
         first = names.index(spec.key)
     else:
         first = int(spec.key)
@@ -231,15 +236,21 @@ def _resolve(spec: Column, name: str, header: Optional[List[str]], ncols: int,
     if first < 0 or first + width > ncols or width < 0:
         if spec.optional:
             return None
-        what = f"columns {first + 1}..{first + width}" if width != 1 else f"column {first + 1}"
-        raise DataFormatError(f"{source}: {what} (for {name}) requested but the file has {ncols} "
-                              f"columns per line")
+        if spec.option:
+            what = f"{spec.option}={spec.key} (positions count from 0)"
+        else:
+            what = f"columns {first + 1}..{first + width}" if width != 1 else f"column {first + 1}"
+            what += f" (for {name})"
+        fields = "field" if ncols == 1 else "fields"
+        raise DataFormatError(f"{source}, line {line}: {what} requested but the line has {ncols} "
+                              f"{fields} separated by {sep.words()}: {line_text[:80]!r}"
+                              f"{sep.origin()}{sep.hint(line_text, max(first, 0) + max(width, 1))}")
     return first, width
 
 
 def _diagnose(text: str, raw: Optional[str], source: str, line_start: int, ncols: int,
               numeric: Sequence[int], names: Dict[int, str],
-              delimiter: Optional[str]) -> Optional[DataFormatError]:
+              sep: Separator) -> Optional[DataFormatError]:
     """Walks a suspicious block line by line (error path only) and names the first bad line and
     field; ``None`` when every line is well-formed."""
     lines = text.split("\n")
@@ -250,13 +261,13 @@ def _diagnose(text: str, raw: Optional[str], source: str, line_start: int, ncols
             continue
         shown = raw_lines[i].rstrip("\r")[:120] if i < len(raw_lines) else line[:120]
         try:
-            fields = _split_fields(line.rstrip("\r"), delimiter)
+            fields = _split_fields(line.rstrip("\r"), sep.char)
         except csv.Error as e:
             return DataFormatError(f"{source}, line {line_start + i}: {e}: {shown!r}")
         if len(fields) != ncols:
-            sep = "whitespace" if delimiter is None else repr(delimiter)
             return DataFormatError(f"{source}, line {line_start + i}: expected {ncols} fields "
-                                   f"separated by {sep}, found {len(fields)}: {shown!r}")
+                                   f"separated by {sep.words()}, found {len(fields)}: {shown!r}"
+                                   f"{sep.origin()}{sep.hint(line.rstrip(chr(13)), ncols)}")
         for c in sorted(numeric):
             if not _is_number(fields[c].strip()):
                 col = names.get(c, f"column {c + 1}")
@@ -269,7 +280,8 @@ def read_table(sources: Union[TextSource, Sequence[TextSource]], columns: Dict[s
                delimiter: Optional[str] = ",", header: Optional[bool] = None,
                preprocess: Optional[Callable[[bytes], bytes]] = None,
                encoding: str = "utf-8-sig", chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-               spill_dir: Optional[PathLike] = None, progress: bool = False) -> Table:
+               spill_dir: Optional[PathLike] = None, progress: bool = False,
+               delimiter_option: Optional[str] = None, delimiter_detected: bool = False) -> Table:
     r"""Reads the requested columns of one or more delimited text files (concatenated in order).
 
     Every source must have the same layout. Blank lines are skipped (and still counted for line
@@ -289,12 +301,16 @@ def read_table(sources: Union[TextSource, Sequence[TextSource]], columns: Dict[s
         spill_dir: when given, numeric columns are streamed to ``.npy`` files there and returned
             memory-mapped (bounded memory for very large files).
         progress: show a tqdm progress bar over bytes.
+        delimiter_option, delimiter_detected: the option that sets the separator and whether it
+            was detected; messages about fields then say where the separator came from and
+            which value of the option would split the line at fault differently.
     """
     if isinstance(sources, TextSource):
         sources = [sources]
     if not sources:
         raise ValueError("read_table needs at least one source")
-    state = _ReadState(columns, delimiter, header, spill_dir)
+    state = _ReadState(columns, Separator(delimiter, delimiter_option, delimiter_detected), header,
+                       spill_dir)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -336,10 +352,11 @@ def _drop_first_line(text: Optional[str]) -> Optional[str]:
 class _ReadState:
     """Carries the layout (header, width, resolved columns) and the outputs across blocks."""
 
-    def __init__(self, columns: Dict[str, Column], delimiter: Optional[str],
+    def __init__(self, columns: Dict[str, Column], sep: Separator,
                  header: Optional[bool], spill_dir: Optional[PathLike]) -> None:
         self.columns = columns
-        self.delimiter = delimiter
+        self.sep = sep
+        self.delimiter = sep.char
         self.header = header
         self.spill_dir = spill_dir
         self.header_names: Optional[List[str]] = None
@@ -368,7 +385,8 @@ class _ReadState:
         self.seen_first = True
         text = text[lead:]
         raw = raw[lead:] if raw is not None else None
-        fields = _split_fields(first.rstrip("\r"), self.delimiter)
+        first = first.rstrip("\r")
+        fields = _split_fields(first, self.delimiter)
         if self.layout is not None:
             is_header = self.header_names is not None
         elif self.header is not None:
@@ -385,22 +403,26 @@ class _ReadState:
             text, raw = _drop_first_line(text), _drop_first_line(raw)
             line += 1
         if self.layout is None:
+            width_line, width_text = line, first
             if is_header:
                 # The data width comes from the first data line (JODIE's header names one column
                 # for its 172 feature fields).
                 nl = text.find("\n")
                 data_first = (text if nl < 0 else text[:nl]).rstrip("\r")
                 if data_first.strip():
+                    width_text = data_first
                     ncols = len(_split_fields(data_first, self.delimiter))
                     if ncols < len(self.header_names):
                         raise DataFormatError(
                             f"{source}, line {line}: {ncols} fields but the header names "
                             f"{len(self.header_names)} columns {self.header_names}")
                 else:
+                    width_line -= 1
                     ncols = len(self.header_names)
             else:
                 ncols = len(fields)
-            resolved = {k: _resolve(c, k, self.header_names, ncols, source)
+            resolved = {k: _resolve(c, k, self.header_names, ncols, source, width_line,
+                                    width_text, self.sep, header_text=first)
                         for k, c in self.columns.items()}
             self.layout = (ncols, resolved)
         return text, raw, line
@@ -413,7 +435,7 @@ class _ReadState:
             text, raw, line = started
         ncols, resolved = self.layout
         nrows, row_lines = _parse_block(text, raw, source, line, ncols, self.columns, resolved,
-                                        self.header_names, self.delimiter, self.parts,
+                                        self.header_names, self.sep, self.parts,
                                         self.writers, self.spill_dir)
         if nrows:
             self.lines.add(self.rows, source, line, row_lines)
@@ -452,9 +474,10 @@ def _out_dtype(c: Column) -> np.dtype:
 
 
 def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: int, ncols: int,
-                 columns: Dict[str, Column], resolved, header_names, delimiter,
+                 columns: Dict[str, Column], resolved, header_names, sep: Separator,
                  parts: Dict[str, List[np.ndarray]], writers: Dict[str, NpyWriter],
                  spill_dir: Optional[PathLike]) -> Tuple[int, Optional[np.ndarray]]:
+    delimiter = sep.char
     if not text.strip():
         return 0, None
     names: Dict[int, str] = {}
@@ -487,7 +510,7 @@ def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: in
         row_lines = keep + line_start
 
     def fail(e: Exception) -> DataFormatError:
-        found = _diagnose(text, raw_text, source, line_start, ncols, num_cols, names, delimiter)
+        found = _diagnose(text, raw_text, source, line_start, ncols, num_cols, names, sep)
         if found is not None:
             return found
         return DataFormatError(f"{source}, lines {line_start}..{line_start + text.count(chr(10))}:"
@@ -495,7 +518,7 @@ def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: in
 
     if ragged:
         # The count can also be off for benign reasons (separators inside a text column).
-        found = _diagnose(text, raw_text, source, line_start, ncols, num_cols, names, delimiter)
+        found = _diagnose(text, raw_text, source, line_start, ncols, num_cols, names, sep)
         if found is not None:
             raise found
     with warnings.catch_warnings():
@@ -547,39 +570,3 @@ def _to_int(values: np.ndarray, non_negative: bool, source: str, line_start: int
         what = "a non-negative integer id" if non_negative else "an integer"
         raise DataFormatError(f"{source}, line {line}: {name} is {float(values[r]):g}, expected {what}")
     return values.astype(np.int64)
-
-
-def check_times(t: np.ndarray, where: Callable[[int], str], name: str = "time",
-                chunk: int = 1 << 24) -> None:
-    """Raises :class:`DataFormatError` at the first NaN, infinite or negative time."""
-    for s in range(0, t.shape[0], chunk):
-        part = np.asarray(t[s:s + chunk], dtype=np.float64)
-        bad = ~np.isfinite(part) | (part < 0)
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            v = part[r]
-            why = "missing (NaN)" if np.isnan(v) else ("infinite" if np.isinf(v) else "negative")
-            raise DataFormatError(f"{where(s + r)}: {name} is {float(v):g} ({why}); expected a finite, "
-                                  f"non-negative timestamp")
-
-
-def parse_iso_datetimes(values: np.ndarray, where: Callable[[int], str], name: str = "time",
-                        unit: str = "s") -> np.ndarray:
-    """Converts ISO-8601 strings (``2019-01-01``, ``2019-01-01 10:30:00``,
-    ``2019-01-01T10:30:00``) to seconds since the Unix epoch (float64), vectorised."""
-    values = np.char.replace(np.asarray(values, dtype=str), " ", "T")
-    try:
-        dt = values.astype(f"datetime64[{unit}]")
-    except ValueError:
-        # Find the offending row for the message (error path only).
-        for r, v in enumerate(values):
-            try:
-                np.datetime64(v, unit)
-            except ValueError:
-                raise DataFormatError(f"{where(r)}: {name} is {v!r}, expected an ISO-8601 date "
-                                      f"or date-time") from None
-        raise
-    if np.isnat(dt).any():
-        r = int(np.flatnonzero(np.isnat(dt))[0])
-        raise DataFormatError(f"{where(r)}: {name} is missing (NaT), expected a date")
-    return dt.astype("datetime64[s]").astype(np.int64).astype(np.float64)

@@ -3,14 +3,17 @@ files that are written in chunks and read back memory-mapped, and fingerprints o
 
 Everything written here is either complete or absent: files go to a temporary name first and are
 moved into place with :func:`os.replace`; a processed data set is built in a temporary folder that
-is renamed only once every array and its ``meta.json`` are written.
+is renamed only once every array and its ``meta.json`` are written. A full disk surfaces as
+:class:`CacheFullError`, which names the cache folder and the options that avoid it.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +35,37 @@ def data_home() -> Path:
     """The cache folder: ``$PYG_TGL_DATA`` when set, else ``~/.cache/pyg_tgl``."""
     env = os.environ.get(DATA_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "pyg_tgl"
+
+
+#: ``errno`` values that mean "the disk (or the user's quota) is full".
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class CacheFullError(OSError):
+    """No space left where the processed-data cache is written. ``errno`` is the original one
+    (``ENOSPC``/``EDQUOT``); the message names the folder and how to build elsewhere."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+@contextmanager
+def disk_full_guard(folder: PathLike) -> Iterator[None]:
+    """Turns a full-disk :class:`OSError` raised inside the block into :class:`CacheFullError`
+    naming ``folder`` and the options ``data.cache_dir`` / ``data.cache=false``; other errors
+    pass unchanged. Whatever the block had half-written is its own to clean up (every writer
+    here does)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _FULL or isinstance(e, CacheFullError):
+            raise
+        at = f" ({e.filename})" if e.filename and str(e.filename) != "fsync" else ""
+        raise CacheFullError(e.errno, (
+            f"no space left on the device while writing the processed-data cache in {folder}"
+            f"{at}; nothing half-built was kept. Free space there, choose another folder with "
+            f"data.cache_dir=<folder> (or $PYG_TGL_DATA), or build in memory with "
+            f"data.cache=false")) from e
 
 
 def atomic_write_bytes(path: PathLike, payload: bytes) -> None:
@@ -115,10 +149,11 @@ def _npy_header(dtype: np.dtype, shape: Tuple[int, ...]) -> bytes:
 class NpyWriter:
     r"""Appends rows to a ``.npy`` file whose final length is not known in advance.
 
-    Rows are written with ``ndarray.tofile`` (no memory map, so resident memory stays bounded by
-    the chunk being written); :meth:`close` rewrites the fixed-size header with the real number of
-    rows. The result is a standard ``.npy`` file that :func:`numpy.load` reads (also with
-    ``mmap_mode``).
+    Rows are written through the Python file object (no memory map, so resident memory stays
+    bounded by the chunk being written); :meth:`close` rewrites the fixed-size header with the
+    real number of rows and syncs the file to disk. The result is a standard ``.npy`` file that
+    :func:`numpy.load` reads (also with ``mmap_mode``). A full disk raises :class:`OSError` with
+    ``errno.ENOSPC`` from :meth:`write` or :meth:`close`.
 
     Args:
         path: the file to write (created or truncated).
@@ -140,23 +175,37 @@ class NpyWriter:
         if rows.shape[1:] != self.row_shape:
             raise ValueError(f"{self.path.name}: rows of shape {rows.shape[1:]} written to an "
                              f"array of rows {self.row_shape}")
-        rows.tofile(self._f)
+        # Not ndarray.tofile: on a full disk it loses small writes silently (they sit in its own
+        # stdio buffer) and reports large ones as "N requested and M written" without an errno.
+        self._f.write(rows.reshape(-1).view(np.uint8).data)
         self.rows += int(rows.shape[0])
 
     def close(self) -> Path:
-        """Finalises the header and closes the file; returns its path."""
+        """Finalises the header and closes the file; returns its path. When that fails (the
+        buffered rows hit a full disk), the partial file is deleted and the error raised."""
         if not self._f.closed:
-            self._f.flush()
-            self._f.seek(0)
-            self._f.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
-            self._f.close()
+            try:
+                self._f.flush()
+                self._f.seek(0)
+                self._f.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
+                self._f.flush()
+                os.fsync(self._f.fileno())  # a full disk that only shows at write-back, too
+                self._f.close()
+            except BaseException:
+                self.abort()
+                raise
         return self.path
 
     def abort(self) -> None:
-        """Closes and deletes the partial file."""
-        if not self._f.closed:
-            self._f.close()
-        _unlink(self.path)
+        """Closes and deletes the partial file (also when closing fails, e.g. on a full disk
+        whose buffered rows cannot be flushed)."""
+        try:
+            if not self._f.closed:
+                self._f.close()
+        except OSError:
+            pass
+        finally:
+            _unlink(self.path)
 
     def __enter__(self) -> "NpyWriter":
         return self
@@ -174,9 +223,14 @@ def save_npy(path: PathLike, array: np.ndarray, chunk_rows: int = 1 << 20) -> Pa
     array = np.asarray(array)
     if array.ndim == 0:
         array = array.reshape(1)
-    with NpyWriter(path, array.dtype, array.shape[1:]) as w:
+    w = NpyWriter(path, array.dtype, array.shape[1:])
+    try:
         for s in range(0, array.shape[0], chunk_rows):
             w.write(array[s:s + chunk_rows])
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
     return Path(path)
 
 
@@ -190,14 +244,50 @@ def load_npy(path: PathLike, mmap: bool) -> np.ndarray:
 # Build folders
 # ------------------------------------------------------------------------------------------------
 
+def _owner_tag() -> str:
+    # Host and process that own a temporary build folder, so that a later run can tell the
+    # leftovers of a killed build (same host, process gone) from a build still in progress.
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
+def remove_dead_builds(final: PathLike) -> List[Path]:
+    """Deletes the temporary folders of ``final``'s builds whose process was killed (this host,
+    process no longer running); returns them. Builds of other hosts are left alone."""
+    final = Path(final)
+    host = socket.gethostname().replace(".", "_")
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for p in final.parent.glob(f".{final.name}.*.tmp"):
+        tag = p.name[len(final.name) + 2:].split(".", 1)[0]
+        owner_host, _, pid = tag.rpartition("-")
+        if p.is_dir() and owner_host == host and pid.isdigit() and _process_gone(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextmanager
 def build_dir(final: PathLike) -> Iterator[Path]:
     """Yields a fresh temporary folder next to ``final`` and renames it to ``final`` when the
     block succeeds; on failure the temporary folder is deleted and ``final`` is untouched. When
-    another process finished ``final`` first, its copy wins and ours is discarded."""
+    another process finished ``final`` first, its copy wins and ours is discarded. Leftovers of
+    killed builds of ``final`` are deleted first (:func:`remove_dead_builds`)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_dead_builds(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{_owner_tag()}.", suffix=".tmp",
+                                dir=final.parent))
     try:
         yield tmp
     except BaseException:
