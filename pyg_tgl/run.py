@@ -129,6 +129,7 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from pyg_tgl.data.storage import CacheFullError
     from pyg_tgl.train.checkpoint import CheckpointWriteError
     from pyg_tgl.train.distributed import DistributedError, env_rank, launch_local
     from pyg_tgl.train.experiment import ConfigError, run_experiment
@@ -152,7 +153,7 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
         return run_experiment(cfg, out_dir, progress=progress)
     except ConfigError as e:
         _fail(str(e), 2)
-    except (DistributedError, CheckpointWriteError) as e:
+    except (DistributedError, CheckpointWriteError, CacheFullError) as e:
         _fail(str(e), 1)
     except KeyboardInterrupt:
         _fail(_interrupted(out_dir, HydraConfig.get().overrides.task), 130)

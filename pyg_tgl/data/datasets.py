@@ -571,6 +571,8 @@ def _check_options(loader: _Loader, options: Dict[str, Any]) -> Dict[str, Any]:
                         f"{sorted(accepted)}")
     o = {**accepted, **options}
     for k in ("val_ratio", "test_ratio"):
+        if isinstance(o[k], bool) or not isinstance(o[k], (int, float)):
+            raise ValueError(f"{loader.name}: {k} must be a number in [0, 1), got {o[k]!r}")
         if not 0.0 <= float(o[k]) < 1.0:
             raise ValueError(f"{loader.name}: {k} must be in [0, 1), got {o[k]}")
     if float(o["val_ratio"]) + float(o["test_ratio"]) >= 1.0:
