@@ -19,19 +19,25 @@ import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pyg_tgl.data.loader import ROOT_TIMES
+from pyg_tgl.train.callbacks import (Callback, RunInfo, build_callbacks,
+                                     validate_callbacks_config)
 from pyg_tgl.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
                                       seed_everything, set_rng_state)
 from pyg_tgl.train.distributed import DistEnv, worker_threads
 from pyg_tgl.train.edgebank_run import is_edgebank, run_edgebank, validate_edgebank_config
+from pyg_tgl.train.errors import ConfigError  # noqa: F401 (raised here, imported from here)
+from pyg_tgl.train.loggers import validate_logger_config
 from pyg_tgl.train.loop import LOSSES, PRECISIONS, LinkTrainer
+from pyg_tgl.train.optim import DEFAULTS as OPTIM_DEFAULTS
+from pyg_tgl.train.optim import build_optimizer, current_lr, validate_optim_config
+from pyg_tgl.train.protocol import score_test
 from pyg_tgl.train.schedule import SCHEDULES, VARIANTS, BatchSchedule
 from pyg_tgl.train.splits import cap_split, inductive_mask
 
@@ -45,10 +51,6 @@ MEMORY_TYPES = ("node", "none")
 TIES = ("average", "optimistic", "pessimistic")
 SELECT = ("best", "last")
 SELECT_METRICS = ("ap", "auc", "mrr", "loss")
-
-
-class ConfigError(ValueError):
-    """A bad option: the message is one line naming the option and what is allowed."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,6 +193,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"hardware.distributed.timeout_s={timeout!r}: expected seconds > 0")
     if is_edgebank(cfg):
         validate_edgebank_config(cfg)
+    validate_optim_config(cfg)  # pyg_tgl/train/optim.py
+    validate_logger_config(cfg)  # pyg_tgl/train/loggers.py
+    validate_callbacks_config(cfg)  # pyg_tgl/train/callbacks.py
     device = str(_get(cfg, "hardware.device", "auto"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"hardware.device={device!r} but CUDA is not available here; allowed "
@@ -405,6 +410,7 @@ ADDED_OPTIONS: Dict[Tuple[str, ...], Any] = {
     ("model", "sampling", "root_time"): "event",
     ("model", "sampling", "dedup"): None,
     ("model", "memory", "storage_dtype"): "float32",
+    **{("train", name): value for name, value in OPTIM_DEFAULTS.items()},
 }
 
 
@@ -450,7 +456,7 @@ def _comparable(cfg: DictConfig) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: Path,
-               progress: bool = True) -> Dict[str, Any]:
+               progress: bool = True, callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
     """Trains with validation after each epoch, keeps the best (or last) epoch, then tests.
 
     Writes ``metrics.json`` after every epoch (``"finished": false`` until the test is done),
@@ -465,7 +471,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     main = dist.is_main  # only rank 0 writes files
     ckpt_dir = out_dir / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.train.lr))
+    optimizer = build_optimizer(cfg, model.parameters())  # + clipping, lr schedule
+    hooks = build_callbacks(cfg, out_dir if main else None, main, callbacks)
     schedule = BatchSchedule(split["train"], ctx.global_batch_size, cfg.schedule.name,
                              int(_get(cfg, "schedule.reorder", 1) or 1),
                              _get(cfg, "schedule.variant", "offset"), seed=seed)
@@ -481,7 +488,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                           sync_timers=bool(_get(cfg, "hardware.sync_timers", True)),
                           host_plans=bool(_get(cfg, "hardware.host_plans", False)),
                           precision=str(_get(cfg, "hardware.precision", "float32")), dist=dist,
-                          find_unused_parameters=find_unused_parameters(cfg))
+                          find_unused_parameters=find_unused_parameters(cfg), callbacks=hooks)
     metric = cfg.eval.metric
     sign = -1.0 if metric == "loss" else 1.0
     history: List[Dict[str, Any]] = []
@@ -517,6 +524,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                 save_checkpoint(load_checkpoint(best_src), best_path)
         log.info("resumed from %s after epoch %d", src, state["epoch"])
 
+    hooks.train_start(RunInfo(cfg, out_dir if main else None, model, optimizer, dist.rank,
+                              dist.world_size, start_epoch, list(history)))
     stopped_early = False
     for epoch in range(start_epoch, int(cfg.train.epoch)):
         if bad_epochs and cfg.train.patience and bad_epochs >= cfg.train.patience:
@@ -525,6 +534,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         stats = trainer.train_epoch(epoch)
         val_loader.load_state_dict(val_init)
         val = trainer.evaluate(val_loader, ctx.inductive, desc="val")
+        hooks.validation_end(epoch, val)
         record = {"epoch": epoch, "loss": stats["loss"],
                   **{f"val_{k}": v for k, v in val.items() if k != "time"},
                   "time_sample": stats["time_sample"], "time_memory": stats["time_memory"],
@@ -534,6 +544,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                   "time_train": stats["time_total"], "time_eval": val["time"],
                   "events_per_s": stats["events_per_s"], "num_events": stats["num_events"],
                   "num_batches": stats["num_batches"], "schedule": stats["schedule"]}
+        record["lr"] = current_lr(optimizer)  # the rate of the epoch's last step
         history.append(record)
         score = sign * val.get(metric, math.nan)
         if cfg.eval.select == "last" or score > best["score"]:
@@ -554,6 +565,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                              "config": _comparable(cfg)}, last_path)
             _write_json({"finished": False, "epochs": history, "best_epoch": best["epoch"]},
                         out_dir / "metrics.json")
+        hooks.epoch_end(record)
         log.info("epoch %d  loss %.4f  val ap %.4f auc %.4f mrr %.4f  train %.1fs (sample %.1f "
                  "memory %.1f compute %.1f update %.1f)  %.0f ev/s  eval %.1fs", epoch,
                  stats["loss"], val.get("ap", math.nan), val.get("auc", math.nan),
@@ -565,16 +577,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     chosen = dist.broadcast_object(load_checkpoint(best_path, map_location="cpu")
                                    if main else None)
     load_model_state(model, chosen["model"])
-    test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
-                             seed + 2, ctx.eval_batch_size)
-    t0 = time.perf_counter()
-    if not cfg.eval.memory_carry:
-        trainer.reset_state()
-        for part in ("train", "val"):
-            replay = ctx.loader(split[part], 1, "random", seed + 3, ctx.eval_batch_size)
-            trainer.evaluate(replay, desc=f"replay {part}", score=False)
-    test = trainer.evaluate(test_loader, ctx.inductive, desc="test")
-    test["time"] = time.perf_counter() - t0
+    test = score_test(cfg, ctx, trainer)  # pyg_tgl/train/protocol.py
+    hooks.test_end(chosen["epoch"], test)
     log.info("test (epoch %d, %s protocol): ap %.4f auc %.4f mrr %.4f (k=%d) | inductive ap %s "
              "| batch-mean ap %.4f", chosen["epoch"],
              "memory-carry" if cfg.eval.memory_carry else "TGL", test.get("ap", math.nan),
@@ -593,6 +597,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         "protocol": "memory_carry" if cfg.eval.memory_carry else "tgl",
         "split": {k: [v.start, v.stop] for k, v in split.items()},
     }
+    hooks.train_end(result)
     return result
 
 
@@ -600,8 +605,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
 # Entry
 # ------------------------------------------------------------------------------------------------
 
-def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True
-                   ) -> Dict[str, Any]:
+def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True,
+                   callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
     """Runs the configured task and writes all outputs into ``out_dir``.
 
     Outputs: ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
@@ -610,6 +615,9 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
     Started by ``torchrun`` (or :func:`pyg_tgl.train.distributed.launch_local`), the process
     joins the process group and trains data parallel; rank 0 writes the outputs (``out_dir`` of
     the other ranks is ignored), every rank returns the same result.
+
+    ``callbacks``: :class:`~pyg_tgl.train.callbacks.Callback` instances called during the
+    link training, after the loggers and the callbacks of ``cfg.callbacks``.
 
     Raises:
         ConfigError: for bad options or data that does not fit them (one line).
@@ -621,14 +629,15 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
         device, str(_get(cfg, "hardware.distributed.backend", "auto")),
         float(_get(cfg, "hardware.distributed.timeout_s", 300)))
     try:
-        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device)
+        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device,
+                    callbacks)
     finally:
         if dist.enabled:
             shutdown()
 
 
 def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv,
-         device: torch.device) -> Dict[str, Any]:
+         device: torch.device, callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
     main = dist.is_main
     if main:
         if out_dir is None:
@@ -661,7 +670,8 @@ def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv
         result: Dict[str, Any] = {"finished": True, "epochs": [],
                                   "link_checkpoint": str(cfg.task.link_checkpoint)}
     else:
-        result = train_link(cfg, ctx, model, out_dir if main else Path("."), progress=progress)
+        result = train_link(cfg, ctx, model, out_dir if main else Path("."), progress=progress,
+                            callbacks=callbacks)
     if dist.enabled:
         result["world_size"] = dist.world_size
     if not main:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_tgl.train.callbacks import CallbackList
 from pyg_tgl.train.distributed import DistEnv, gather_writes, wrap_ddp
 from pyg_tgl.train.metrics import LinkMetricAccumulator
 from pyg_tgl.train.schedule import BatchSchedule
@@ -125,13 +126,16 @@ class LinkTrainer:
             hops make the host's single thread the bottleneck (``docs/performance.md``). On
             CUDA the loaders page-lock their batches either way, so the copies to the device
             are asynchronous.
+        callbacks (CallbackList, optional): called at the start of each epoch and after each
+            training step (:mod:`pyg_tgl.train.callbacks`).
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader: Any,
                  schedule: BatchSchedule, device: Any = "cpu", loss: str = "bce",
                  ties: str = "average", progress: bool = True, sync_timers: bool = True,
                  precision: str = "float32", dist: Optional[DistEnv] = None,
-                 find_unused_parameters: bool = False, host_plans: bool = False) -> None:
+                 find_unused_parameters: bool = False, host_plans: bool = False,
+                 callbacks: Optional[CallbackList] = None) -> None:
         self.model = model
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -148,6 +152,7 @@ class LinkTrainer:
             if sync_timers and self.device.type == "cuda" else (lambda: None))
         self.host_plans = bool(host_plans)
         self._loader_options(train_loader)
+        self.callbacks = callbacks if callbacks is not None else CallbackList()
 
     def _loader_options(self, loader: Any) -> Dict[str, Any]:
         """Sets a loader's ``transform`` and ``pin_memory`` for this trainer (see
@@ -199,6 +204,9 @@ class LinkTrainer:
         sizes = [int(b.numel()) for b in batches]
         num_events = sum(sizes)
         self.train_loader.set_batches(batches)
+        if hasattr(opt, "start_epoch"):  # a TrainingOptimizer: the lr schedule's position
+            opt.start_epoch(epoch, len(batches))
+        self.callbacks.epoch_start(epoch, len(batches))
         model.train()
         self.reset_state()
         losses: List[Tensor] = []
@@ -233,6 +241,8 @@ class LinkTrainer:
             self._sync()
             t6 = time.perf_counter()
             losses.append(loss.detach())
+            if self.callbacks:
+                self.callbacks.batch_end(size, losses[-1], opt.param_groups[0]["lr"])
             t_sample += t1 - t0
             t_compute += t2 - t1
             t_update += t3 - t2
