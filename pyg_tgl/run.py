@@ -195,7 +195,7 @@ def _secondary_rank_overrides(argv: List[str]) -> List[str]:
 
 
 def main() -> None:
-    """Console entry point (``python -m pyg_tgl.run``)."""
+    """Console entry point (``pyg-tgl``, or ``python -m pyg_tgl.run``)."""
     import hydra
     conf = config_dir()
     error = check_group_choices(sys.argv[1:], conf)
