@@ -169,3 +169,20 @@ def test_scheduled_run_resumes_exactly(tmp_path):
     more = run_experiment(cfg_of(*short, "train.epoch=2", "resume=true"), tmp_path / "more",
                           progress=False)
     assert more["epochs"][1]["lr"] == pytest.approx(0.01 * 0.1)
+
+
+def test_checkpoints_from_before_the_options_resume_under_the_defaults(tmp_path):
+    from pyg_tgl.train.checkpoint import save_checkpoint
+    base = [*SMALL, "model=jodie"]
+    run_experiment(cfg_of(*base, "train.epoch=1"), tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    for key in DEFAULTS:
+        del state["config"]["train"][key]
+    save_checkpoint(state, last)
+    with pytest.raises(ConfigError, match=r"\(train\.weight_decay\)"):
+        run_experiment(cfg_of(*base, "train.epoch=2", "resume=true", "train.weight_decay=0.1"),
+                       tmp_path, progress=False)
+    resumed = run_experiment(cfg_of(*base, "train.epoch=2", "resume=true"), tmp_path,
+                             progress=False)
+    assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]

@@ -130,40 +130,37 @@ class CallbackList:
     def __len__(self) -> int:
         return len(self.callbacks)
 
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self.run, *args)
+
     def train_start(self, run: RunInfo) -> None:
         self.run = run
-        for cb in self.callbacks:
-            cb.on_train_start(run)
+        self._call("on_train_start")
 
     def epoch_start(self, epoch: int, num_batches: int, first_batch: int = 0) -> None:
         """``first_batch``: the index of the epoch's first batch trained in this process (a
         run resumed mid-epoch)."""
         self._epoch, self._batch, self._num_batches = int(epoch), int(first_batch), num_batches
-        for cb in self.callbacks:
-            cb.on_epoch_start(self.run, epoch, num_batches)
+        self._call("on_epoch_start", epoch, num_batches)
 
     def batch_end(self, num_events: int, loss: Tensor, lr: float) -> None:
         step = StepInfo(self._epoch, self._batch, self._num_batches, int(num_events), loss,
                         float(lr))
         self._batch += 1
-        for cb in self.callbacks:
-            cb.on_batch_end(self.run, step)
+        self._call("on_batch_end", step)
 
     def validation_end(self, epoch: int, metrics: Dict[str, Any]) -> None:
-        for cb in self.callbacks:
-            cb.on_validation_end(self.run, epoch, metrics)
+        self._call("on_validation_end", epoch, metrics)
 
     def epoch_end(self, record: Dict[str, Any]) -> None:
-        for cb in self.callbacks:
-            cb.on_epoch_end(self.run, record)
+        self._call("on_epoch_end", record)
 
     def test_end(self, epoch: int, metrics: Dict[str, Any]) -> None:
-        for cb in self.callbacks:
-            cb.on_test_end(self.run, epoch, metrics)
+        self._call("on_test_end", epoch, metrics)
 
     def train_end(self, result: Dict[str, Any]) -> None:
-        for cb in self.callbacks:
-            cb.on_train_end(self.run, result)
+        self._call("on_train_end", result)
 
 
 def _entries(cfg: Any) -> List[Any]:
