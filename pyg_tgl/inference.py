@@ -126,9 +126,10 @@ class TrainedRun:
     def score(self, src: Nodes, dst: Nodes, time: Union[float, Sequence[float], Tensor],
               batch_size: Optional[int] = None) -> Tensor:
         """Probabilities of the links ``src[i] -> dst[i]`` at ``time`` (one time, or one per
-        link in non-decreasing order), as the model scores an event: memory has absorbed every
-        event before the earliest query time, neighbourhoods are sampled before each link's
-        time, and the links of one batch do not see each other.
+        link in non-decreasing order), as the model scores a batch of events: the links are
+        scored ``batch_size`` at a time; before each batch, memory absorbs every event of the
+        data set with a time before the batch's earliest time; neighbourhoods are sampled
+        before each link's time; the links of one batch do not see each other.
 
         Args:
             src, dst (sequence of int): the links' endpoints.
@@ -157,6 +158,7 @@ class TrainedRun:
         size = int(batch_size or self.config.train.batch_size)
         out = []
         for s, d, t in zip(src_ids.split(size), dst_ids.split(size), times.split(size)):
+            embedder.advance_to(float(t[0]))
             roots, root_ts = torch.cat([s, d]), torch.cat([t, t])
             blocks = sampler.sample(roots, root_ts) if sampler is not None else []
             batch = TemporalBatch(src=s, dst=d, t=t, eid=torch.full_like(s, -1),

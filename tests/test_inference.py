@@ -62,7 +62,7 @@ def test_load_run_rebuilds_the_trained_model(finished_run):
 def test_score_gives_the_runs_own_test_scores(finished_run, monkeypatch):
     run_dir, result, time = finished_run
     run = pyg_tgl.load_run(run_dir)
-    # The logits of the first test batch, as the run's test computes them.
+    # The logits of the test batches, as the run's test computes them.
     seen = []
     real_add = metrics_module.LinkMetricAccumulator.add
 
@@ -72,17 +72,20 @@ def test_score_gives_the_runs_own_test_scores(finished_run, monkeypatch):
 
     monkeypatch.setattr(metrics_module.LinkMetricAccumulator, "add", recording_add)
     run.test()
-    expected = torch.sigmoid(seen[0])
-    test = run.context.split["test"]
-    ids = torch.arange(test.start, test.start + expected.numel())
+    # score() absorbs the events before each batch's first time: the run's test absorbed the
+    # whole previous batch, the same events where no timestamp straddles the batch boundary.
     data = run.dataset.data
-    assert float(data.t[ids[0]]) == time
+    start = run.context.split["test"].start
+    ids = torch.arange(start, start + 2 * 120)
+    assert float(data.t[start]) == time and data.t[start + 119] < data.t[start + 120]
+    expected = torch.sigmoid(torch.cat(seen[:2]))
     got = run.score(data.src[ids], data.dst[ids], data.t[ids])
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-    # A later time sees more history: other scores.
-    later = run.score(data.src[ids], data.dst[ids], float(data.t[test.stop - 1]))
-    assert not torch.allclose(later, got)
+    # One time for every link: no replay between the batches, every link at that time.
+    same_time = run.score(data.src[ids], data.dst[ids], time)
+    assert torch.equal(same_time, run.score(data.src[ids], data.dst[ids], [time] * len(ids)))
+    assert not torch.allclose(same_time, got)
 
 
 def test_load_run_errors(finished_run, tmp_path):
