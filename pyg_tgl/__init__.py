@@ -17,6 +17,8 @@ _LAZY = {
     "TemporalBatch": "pyg_tgl.data.batch",
     "SampledHop": "pyg_tgl.data.batch",
     "load_dataset": "pyg_tgl.data.datasets",
+    "load_run": "pyg_tgl.inference",
+    "TrainedRun": "pyg_tgl.inference",
 }
 
 __all__ = ["__version__", *_LAZY]

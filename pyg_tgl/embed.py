@@ -23,44 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_tgl.inference import compute_embeddings, load_run
+from pyg_tgl.train.errors import ConfigError
 
-def compute_embeddings(ctx: Any, model: torch.nn.Module, time: float,
-                       nodes: Optional[Union[Sequence[int], Tensor]] = None,
-                       batch_size: int = 4000) -> tuple:
-    """Embeddings of ``nodes`` (all by default) at ``time`` after replaying earlier events.
-
-    Args:
-        ctx: the :class:`~pyg_tgl.train.experiment.Context` of the run.
-        model (torch.nn.Module): the trained model (its memory is reset here).
-        time (float): query time.
-        nodes (sequence of int, optional): node ids.
-        batch_size (int): nodes per forward pass.
-
-    Returns:
-        tuple: ``(nodes [n] int64, embeddings [n, d] float32)``.
-    """
-    from pyg_tgl.train.experiment import ConfigError
-    from pyg_tgl.train.node import TemporalEmbedder
-
-    num_nodes = int(ctx.ds.num_nodes)
-    if nodes is None:
-        node_ids = torch.arange(num_nodes)
-    else:
-        node_ids = torch.as_tensor(list(nodes) if not isinstance(nodes, Tensor) else nodes,
-                                   dtype=torch.long).view(-1)
-        bad = (node_ids < 0) | (node_ids >= num_nodes)
-        if bool(bad.any()):
-            raise ConfigError(f"export.nodes: node id {int(node_ids[bad][0])} is outside "
-                              f"[0, {num_nodes})")
-    num_events = ctx.split["test"].stop
-    loader = ctx.loader(slice(0, num_events), 1, "random", 0)
-    embedder = TemporalEmbedder(model, loader, num_events, int(ctx.cfg.train.batch_size),
-                                ctx.device)
-    embedder.advance_to(float(time))
-    times = torch.full((node_ids.numel(),), float(time), dtype=torch.float64)
-    out = [embedder.embed(n, t).float().cpu()
-           for n, t in zip(torch.split(node_ids, batch_size), torch.split(times, batch_size))]
-    return node_ids, torch.cat(out)
+__all__ = ["compute_embeddings", "write_embeddings", "export_embeddings", "main"]
 
 
 def write_embeddings(path: Union[str, Path], nodes: Tensor, emb: Tensor, time: float,
@@ -91,12 +57,6 @@ def export_embeddings(cfg: Any, ctx: Any, model: torch.nn.Module, time: float,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m pyg_tgl.embed RUN_DIR --time T [--out PATH] [--nodes 1,2] [--checkpoint]``."""
-    from omegaconf import OmegaConf
-
-    from pyg_tgl.train.checkpoint import load_checkpoint
-    from pyg_tgl.train.experiment import (ConfigError, Context, build_model, load_data,
-                                          load_model_state, resolve_device)
-
     p = argparse.ArgumentParser(prog="python -m pyg_tgl.embed", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a run directory of python -m pyg_tgl.run")
@@ -110,29 +70,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--device", type=str, default=None, help="cpu, cuda, ... (default: the run's)")
     args = p.parse_args(argv)
     try:
-        cfg_path = args.run_dir / "config_resolved.yaml"
-        if not cfg_path.is_file():
-            raise ConfigError(f"run_dir: {cfg_path} does not exist; give a directory written by "
-                              f"python -m pyg_tgl.run")
-        cfg = OmegaConf.load(cfg_path)
-        ckpt = args.checkpoint
-        ckpt_path = (args.run_dir / "checkpoints" / f"{ckpt}.pt") if ckpt in ("best", "last") \
-            else Path(ckpt)
         try:
             nodes = None if args.nodes is None else [int(x) for x in args.nodes.split(",") if x]
         except ValueError as e:
             raise ConfigError(f"--nodes={args.nodes!r}: expected comma-separated integers") from e
-        device = resolve_device(args.device or cfg.hardware.device)
-        try:
-            state = load_checkpoint(ckpt_path, map_location=device)
-        except FileNotFoundError as e:
-            raise ConfigError(f"--checkpoint: {e}") from e
-        ds = load_data(cfg)
-        ctx = Context(cfg, ds, device)
-        model = build_model(cfg, ds, device)
-        load_model_state(model, state["model"])
+        run = load_run(args.run_dir, args.checkpoint, args.device)
         out = args.out or args.run_dir / "embeddings.pt"
-        export_embeddings(cfg, ctx, model, args.time, out, nodes, str(ckpt_path))
+        node_ids, emb = run.embed(args.time, nodes)
+        write_embeddings(out, node_ids, emb, args.time, str(run.checkpoint))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

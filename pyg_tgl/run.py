@@ -208,7 +208,7 @@ def _secondary_rank_overrides(argv: List[str]) -> List[str]:
 
 
 def main() -> None:
-    """Console entry point (``python -m pyg_tgl.run``)."""
+    """Console entry point (``pyg-tgl``, or ``python -m pyg_tgl.run``)."""
     import hydra
     from pyg_tgl.overrides import check_group_choices, check_overrides
     conf = config_dir()

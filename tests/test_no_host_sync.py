@@ -98,7 +98,8 @@ def _model_cfg(name: str):
     return cfg
 
 
-def _syncs(counter: _Counter, name: str, num_batches: int, precision: str) -> Dict[str, int]:
+def _syncs(counter: _Counter, name: str, num_batches: int, precision: str,
+           optimizer=None, callbacks=None) -> Dict[str, int]:
     torch.manual_seed(0)
     data = _data()
     cfg = _model_cfg(name)
@@ -109,10 +110,11 @@ def _syncs(counter: _Counter, name: str, num_batches: int, precision: str) -> Di
                                     history=int(sampling.get("history", 1) or 1),
                                     duration=float(sampling.get("duration", 0) or 0.0) or 1.0)
     model = TemporalGNN(cfg, num_nodes, edge_feat=data.msg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = (optimizer or torch.optim.Adam)(model.parameters(), lr=1e-3)
     events = torch.arange(num_batches * BATCH)
     trainer = LinkTrainer(model, opt, _UncountedLoader(loader, counter),
-                          BatchSchedule(events, BATCH), progress=False, precision=precision)
+                          BatchSchedule(events, BATCH), progress=False, precision=precision,
+                          callbacks=callbacks)
     counter.calls = {}
     counter.active = True
     try:
@@ -138,6 +140,19 @@ def test_bfloat16_training_has_no_per_batch_host_sync_and_float32_logits(counter
     few = _syncs(counter, "tgn", 2, "bfloat16")
     many = _syncs(counter, "tgn", 6, "bfloat16")
     assert many == few
+
+
+def test_clipping_schedule_and_callbacks_add_no_per_batch_host_sync(counter):
+    from pyg_tgl.train.callbacks import Callback, CallbackList
+    from pyg_tgl.train.optim import LRSchedule, TrainingOptimizer
+
+    def clipped_cosine(params, lr):
+        return TrainingOptimizer(torch.optim.AdamW(params, lr=lr, weight_decay=0.01), 1.0,
+                                 LRSchedule("cosine", 2, warmup_epochs=0.5))
+
+    runs = [_syncs(counter, "tgn", n, "float32", clipped_cosine, CallbackList([Callback()]))
+            for n in (2, 6)]
+    assert runs[1] == runs[0]
 
 
 def test_counter_detects_a_per_batch_item(counter, monkeypatch):

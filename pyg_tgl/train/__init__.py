@@ -1,5 +1,6 @@
-"""Training side of pyg_tgl: the loop, batch schedules, metrics, checkpoints, node
-classification and sweep summaries (see ``docs/training.md``).
+"""Training side of pyg_tgl: the loop, batch schedules, optimisation options, callbacks and
+loggers, metrics, checkpoints, node classification and sweep summaries (see
+``docs/training.md``).
 
 Submodules load on first attribute access, so ``import pyg_tgl.train`` stays cheap.
 """
@@ -19,6 +20,16 @@ _LAZY = {
     "cap_split": "pyg_tgl.train.splits",
     "TemporalEmbedder": "pyg_tgl.train.node",
     "train_classifier": "pyg_tgl.train.node",
+    "Callback": "pyg_tgl.train.callbacks",
+    "RunInfo": "pyg_tgl.train.callbacks",
+    "StepInfo": "pyg_tgl.train.callbacks",
+    "CSVLogger": "pyg_tgl.train.loggers",
+    "TensorBoardLogger": "pyg_tgl.train.loggers",
+    "WandbLogger": "pyg_tgl.train.loggers",
+    "MLflowLogger": "pyg_tgl.train.loggers",
+    "TrainingOptimizer": "pyg_tgl.train.optim",
+    "LRSchedule": "pyg_tgl.train.optim",
+    "build_optimizer": "pyg_tgl.train.optim",
     "run_experiment": "pyg_tgl.train.experiment",
     "ConfigError": "pyg_tgl.train.experiment",
     "write_summary": "pyg_tgl.train.summary",

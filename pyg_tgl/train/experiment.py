@@ -18,18 +18,20 @@ import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from pyg_tgl.train.callbacks import Callback, RunInfo, build_callbacks
 from pyg_tgl.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything
 from pyg_tgl.train.distributed import DistEnv, worker_threads
 from pyg_tgl.train.edgebank_run import is_edgebank, run_edgebank
 from pyg_tgl.train.loop import EpochProgress, LinkTrainer
 from pyg_tgl.train.metrics import test_summary
+from pyg_tgl.train.optim import build_optimizer, current_lr
+from pyg_tgl.train.protocol import score_test
 from pyg_tgl.train.schedule import BatchSchedule
 from pyg_tgl.train.resume import (CheckpointPolicy, checkpoint_to_resume,  # noqa: F401
                                   load_model_state, model_state, restore_training_state,
@@ -215,7 +217,8 @@ def _write_json(obj: Dict[str, Any], path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 
 def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: Path,
-               progress: bool = True, resume_from: Optional[Path] = None) -> Dict[str, Any]:
+               progress: bool = True, resume_from: Optional[Path] = None,
+               callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
     """Trains with validation after each epoch, keeps the best (or last) epoch, then tests.
 
     Writes ``metrics.json`` after every epoch (``"finished": false`` until the test is done),
@@ -232,7 +235,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     main = dist.is_main  # only rank 0 writes files
     ckpt_dir = out_dir / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.train.lr))
+    optimizer = build_optimizer(cfg, model.parameters())  # + clipping, lr schedule
+    hooks = build_callbacks(cfg, out_dir if main else None, main, callbacks)
     schedule = BatchSchedule(split["train"], ctx.global_batch_size, cfg.schedule.name,
                              int(_get(cfg, "schedule.reorder", 1) or 1),
                              _get(cfg, "schedule.variant", "offset"), seed=seed)
@@ -249,7 +253,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                           host_plans=bool(_get(cfg, "hardware.host_plans", False)),
                           precision=str(_get(cfg, "hardware.precision", "float32")), dist=dist,
                           find_unused_parameters=find_unused_parameters(cfg),
-                          min_subset_events=int(_get(cfg, "eval.min_subset_events", 50)))
+                          min_subset_events=int(_get(cfg, "eval.min_subset_events", 50)),
+                          callbacks=hooks)
     metric = cfg.eval.metric
     sign = -1.0 if metric == "loss" else 1.0
     history: List[Dict[str, Any]] = []
@@ -278,6 +283,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
             save_checkpoint(state, last_path)
         policy.saved()
 
+    hooks.train_start(RunInfo(cfg, out_dir if main else None, model, optimizer, dist.rank,
+                              dist.world_size, start_epoch, list(history)))
     stopped_early = False
     for epoch in range(start_epoch, int(cfg.train.epoch)):
         if bad_epochs and cfg.train.patience and bad_epochs >= cfg.train.patience:
@@ -292,6 +299,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         partial = None
         val_loader.load_state_dict(val_init)
         val = trainer.evaluate(val_loader, ctx.inductive, desc="val")
+        hooks.validation_end(epoch, val)
         record = {"epoch": epoch, "loss": stats["loss"],
                   **{f"val_{k}": v for k, v in val.items() if k != "time"},
                   "time_sample": stats["time_sample"], "time_memory": stats["time_memory"],
@@ -301,6 +309,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
                   "time_train": stats["time_total"], "time_eval": val["time"],
                   "events_per_s": stats["events_per_s"], "num_events": stats["num_events"],
                   "num_batches": stats["num_batches"], "schedule": stats["schedule"]}
+        record["lr"] = current_lr(optimizer)  # the rate of the epoch's last step
         history.append(record)
         score = sign * val.get(metric, math.nan)
         if cfg.eval.select == "last" or score > best["score"]:
@@ -315,6 +324,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         if main:
             _write_json({"finished": False, "epochs": history, "best_epoch": best["epoch"]},
                         out_dir / "metrics.json")
+        hooks.epoch_end(record)
         log.info("epoch %d  loss %.4f  val AP %.4f (%s negative per event)  train %.1fs (sample "
                  "%.1f memory %.1f compute %.1f update %.1f)  %.0f ev/s  eval %.1fs", epoch,
                  stats["loss"], val.get("ap", math.nan), cfg.eval.neg_sampling,
@@ -326,16 +336,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
     chosen = dist.broadcast_object(load_checkpoint(best_path, map_location="cpu")
                                    if main else None)
     load_model_state(model, chosen["model"])
-    test_loader = ctx.loader(split["test"], int(cfg.eval.num_negatives), cfg.eval.neg_sampling,
-                             seed + 2, ctx.eval_batch_size)
-    t0 = time.perf_counter()
-    if not cfg.eval.memory_carry:
-        trainer.reset_state()
-        for part in ("train", "val"):
-            replay = ctx.loader(split[part], 1, "random", seed + 3, ctx.eval_batch_size)
-            trainer.evaluate(replay, desc=f"replay {part}", score=False)
-    test = trainer.evaluate(test_loader, ctx.inductive, desc="test")
-    test["time"] = time.perf_counter() - t0
+    test = score_test(cfg, ctx, trainer)  # pyg_tgl/train/protocol.py
+    hooks.test_end(chosen["epoch"], test)
     log.info("%s", test_summary(test, str(cfg.eval.neg_sampling),
                                 f"model of epoch {chosen['epoch']}, "
                                 f"{'memory-carry' if cfg.eval.memory_carry else 'TGL'} protocol"))
@@ -351,6 +353,7 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
         "protocol": "memory_carry" if cfg.eval.memory_carry else "tgl",
         "split": {k: [v.start, v.stop] for k, v in split.items()},
     }
+    hooks.train_end(result)
     return result
 
 
@@ -358,8 +361,8 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
 # Entry
 # ------------------------------------------------------------------------------------------------
 
-def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True
-                   ) -> Dict[str, Any]:
+def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True,
+                   callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
     """Runs the configured task and writes all outputs into ``out_dir``.
 
     Outputs: ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
@@ -368,6 +371,9 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
     Started by ``torchrun`` (or :func:`pyg_tgl.train.distributed.launch_local`), the process
     joins the process group and trains data parallel; rank 0 writes the outputs (``out_dir`` of
     the other ranks is ignored), every rank returns the same result.
+
+    ``callbacks``: :class:`~pyg_tgl.train.callbacks.Callback` instances called during the
+    link training, after the loggers and the callbacks of ``cfg.callbacks``.
 
     Raises:
         ConfigError: for bad options or data that does not fit them (one line).
@@ -380,14 +386,15 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
         device, str(_get(cfg, "hardware.distributed.backend", "auto")),
         float(_get(cfg, "hardware.distributed.timeout_s", 300)))
     try:
-        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device)
+        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device,
+                    callbacks)
     finally:
         if dist.enabled:
             shutdown()
 
 
 def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv,
-         device: torch.device) -> Dict[str, Any]:
+         device: torch.device, callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
     main = dist.is_main
     resume_from = None
     if main:
@@ -425,7 +432,7 @@ def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv
                                   "link_checkpoint": str(cfg.task.link_checkpoint)}
     else:
         result = train_link(cfg, ctx, model, out_dir if main else Path("."), progress=progress,
-                            resume_from=resume_from)
+                            resume_from=resume_from, callbacks=callbacks)
     if dist.enabled:
         result["world_size"] = dist.world_size
     if not main:

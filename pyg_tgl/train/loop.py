@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_tgl.train.callbacks import CallbackList
 from pyg_tgl.train.distributed import DistEnv, gather_writes, wrap_ddp
 from pyg_tgl.train.metrics import LinkMetricAccumulator
 from pyg_tgl.train.progress import progress as _progress
@@ -152,6 +153,8 @@ class LinkTrainer:
             CUDA the loaders page-lock their batches either way, so the copies to the device
             are asynchronous.
         min_subset_events (int): fewest events an ``inductive_*`` metric is reported over.
+        callbacks (CallbackList, optional): called at the start of each epoch and after each
+            training step (:mod:`pyg_tgl.train.callbacks`).
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader: Any,
@@ -159,7 +162,8 @@ class LinkTrainer:
                  ties: str = "average", progress: bool = True, sync_timers: bool = True,
                  precision: str = "float32", dist: Optional[DistEnv] = None,
                  find_unused_parameters: bool = False, host_plans: bool = False,
-                 min_subset_events: int = 50) -> None:
+                 min_subset_events: int = 50,
+                 callbacks: Optional[CallbackList] = None) -> None:
         self.model = model
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -177,6 +181,7 @@ class LinkTrainer:
         self.host_plans = bool(host_plans)
         self.min_subset_events = int(min_subset_events)
         self._loader_options(train_loader)
+        self.callbacks = callbacks if callbacks is not None else CallbackList()
 
     def _loader_options(self, loader: Any) -> Dict[str, Any]:
         """Sets a loader's ``transform`` and ``pin_memory`` for this trainer (see
@@ -239,6 +244,9 @@ class LinkTrainer:
         num_events = sum(sizes)
         done = start if start is not None else EpochProgress()
         self.train_loader.set_batches(batches[done.next_batch:])
+        if hasattr(opt, "start_epoch"):  # a TrainingOptimizer: the lr schedule's position
+            opt.start_epoch(epoch, len(batches))
+        self.callbacks.epoch_start(epoch, len(batches), done.next_batch)
         model.train()
         if done.next_batch == 0:
             self.reset_state()
@@ -274,6 +282,8 @@ class LinkTrainer:
             self._sync()
             t6 = time.perf_counter()
             done.losses.append(loss.detach())
+            if self.callbacks:
+                self.callbacks.batch_end(size, done.losses[-1], opt.param_groups[0]["lr"])
             times["sample"] += t1 - t0
             times["compute"] += t2 - t1
             times["update"] += t3 - t2

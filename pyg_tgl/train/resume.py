@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pyg_tgl.train.checkpoint import rng_state, set_rng_state
+from pyg_tgl.train.optim import DEFAULTS as OPTIM_DEFAULTS
 from pyg_tgl.train.validation import ConfigError, _get, parse_checkpoint_every
 
 log = logging.getLogger("pyg_tgl")
@@ -31,6 +32,7 @@ ADDED_OPTIONS: Dict[Tuple[str, ...], Any] = {
     ("model", "sampling", "root_time"): "event",
     ("model", "sampling", "dedup"): None,
     ("model", "memory", "storage_dtype"): "float32",
+    **{("train", name): value for name, value in OPTIM_DEFAULTS.items()},
 }
 
 #: ``train`` options a resumed run may change: how long it trains and how often it saves.

@@ -15,8 +15,12 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pyg_tgl.data.loader import ROOT_TIMES
+from pyg_tgl.train.callbacks import validate_callbacks_config
 from pyg_tgl.train.edgebank_run import is_edgebank, validate_edgebank_config
+from pyg_tgl.train.errors import ConfigError
+from pyg_tgl.train.loggers import validate_logger_config
 from pyg_tgl.train.loop import LOSSES, PRECISIONS
+from pyg_tgl.train.optim import validate_optim_config
 from pyg_tgl.train.schedule import SCHEDULES, VARIANTS
 
 MODELS = ("jodie", "dysat", "tgat", "tgn", "apan", "edgebank")
@@ -27,10 +31,6 @@ MEMORY_TYPES = ("node", "none")
 TIES = ("average", "optimistic", "pessimistic")
 SELECT = ("best", "last")
 SELECT_METRICS = ("ap", "auc", "mrr", "loss")
-
-
-class ConfigError(ValueError):
-    """A bad option: the message is one line naming the option and what is allowed."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,6 +297,9 @@ def validate_config(cfg: DictConfig) -> None:
     _number(cfg, "hardware.distributed.timeout_s", above=0.0, default=300)
     if is_edgebank(cfg):
         validate_edgebank_config(cfg)
+    validate_optim_config(cfg)
+    validate_logger_config(cfg)
+    validate_callbacks_config(cfg)
     device = str(_get(cfg, "hardware.device", "auto"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"hardware.device={device!r} but CUDA is not available here; allowed "
