@@ -259,28 +259,18 @@ def test_a_real_full_tmpfs(tmp_path):
     """The brief's own simulation: a 256 KiB tmpfs (mounted in a private user and mount
     namespace, so no privileges are needed) under a build that needs about 1 MiB."""
     import json
-    import shutil
-    import subprocess
     import sys
 
-    from cli import cli_env
+    from cli import cli_env, private_tmpfs_or_skip, run_unshared, write_unix_time_events
 
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rm", "true"], capture_output=True).returncode:
-        pytest.skip("needs unshare -rm (Linux user namespaces) to mount a small tmpfs")
-    rng = np.random.default_rng(0)
-    csv = tmp_path / "events.csv"
-    rows = zip(rng.integers(0, 500, 20_000), rng.integers(0, 500, 20_000),
-               1_600_000_000 + np.arange(20_000))
-    csv.write_text("src,dst,t\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    csv = write_unix_time_events(tmp_path / "events.csv")
     cache = tmp_path / "small"
     cache.mkdir()
     script = tmp_path / "build.py"
     script.write_text(_ON_A_SMALL_TMPFS)
-    cmd = (f"mount -t tmpfs -o size=256k tmpfs {cache} && "
-           f"{sys.executable} {script} {csv} {cache}")
-    proc = subprocess.run([unshare, "-rm", "sh", "-c", cmd], capture_output=True, text=True,
-                          env=cli_env(tmp_path / "home"), timeout=300)
+    line = private_tmpfs_or_skip(cache, "256k", [sys.executable, str(script), str(csv),
+                                                 str(cache)])
+    proc = run_unshared(line, cli_env(tmp_path / "home"), tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     kind, code, message = out["error"]

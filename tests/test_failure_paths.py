@@ -99,27 +99,16 @@ def test_disk_full_while_checkpointing_loses_nothing(uninterrupted, tmp_path, tm
 def test_a_full_disk_under_the_data_cache_ends_with_one_line(tmp_path):
     """``python -m pyg_tgl.run`` on a data set whose cache folder is a 256 KiB tmpfs (mounted in
     a private user and mount namespace): one line naming the folder and the way out, exit 1."""
-    import shutil
-    import subprocess
     import sys
 
-    import numpy as np
-    from cli import cli_env
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rm", "true"], capture_output=True).returncode:
-        pytest.skip("needs unshare -rm (Linux user namespaces) to mount a small tmpfs")
-    rng = np.random.default_rng(0)
-    csv = tmp_path / "events.csv"
-    rows = zip(rng.integers(0, 500, 20_000), rng.integers(0, 500, 20_000),
-               1_600_000_000 + np.arange(20_000))
-    csv.write_text("src,dst,t\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    from cli import cli_env, private_tmpfs_or_skip, run_unshared, write_unix_time_events
+    csv = write_unix_time_events(tmp_path / "events.csv")
     cache = tmp_path / "small"
     cache.mkdir()
-    run = [sys.executable, "-m", "pyg_tgl.run", "quiet=true", "data=csv", f"data.path={csv}",
-           f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"]
-    cmd = f"mount -t tmpfs -o size=256k tmpfs {cache} && " + " ".join(run)
-    proc = subprocess.run([unshare, "-rm", "sh", "-c", cmd], capture_output=True, text=True,
-                          env=cli_env(tmp_path / "home"), timeout=300, cwd=tmp_path)
+    line = private_tmpfs_or_skip(cache, "256k", [
+        sys.executable, "-m", "pyg_tgl.run", "quiet=true", "data=csv", f"data.path={csv}",
+        f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"])
+    proc = run_unshared(line, cli_env(tmp_path / "home"), tmp_path)
     assert proc.returncode == 1, proc.stderr
     line = proc.stderr.strip()
     assert "\n" not in line and line.startswith("error: no space left on the device while "

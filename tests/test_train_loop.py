@@ -40,26 +40,32 @@ def _test_metrics(result):
     return {k: v for k, v in result["test"].items() if k != "time"}
 
 
+def _killed_at_training_batch(n, cfg, out_dir, monkeypatch):
+    """Runs ``cfg`` into ``out_dir`` and interrupts it inside its ``n``-th training batch
+    (counted over epochs; evaluation batches do not count)."""
+    calls = {"n": 0}
+    real_loss = loop.link_loss
+
+    def dying_loss(*args, **kwargs):
+        calls["n"] += torch.is_grad_enabled()
+        if calls["n"] == n:
+            raise KeyboardInterrupt("killed mid-epoch")
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "link_loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, out_dir, progress=False)
+    monkeypatch.setattr(loop, "link_loss", real_loss)
+
+
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     overrides = SMALL + ["train.epoch=3", "schedule=random_chunk", "schedule.reorder=4"]
     full = run_experiment(cfg_of(*overrides), tmp_path / "full", progress=False)
 
     # Kill the second run in the middle of epoch 1 (its 3rd training batch), after epoch 0's
     # checkpoint was written.
-    batches_epoch0 = full["epochs"][0]["num_batches"]
-    calls = {"n": 0}
-    real_loss = loop.link_loss
-
-    def dying_loss(*args, **kwargs):
-        calls["n"] += torch.is_grad_enabled()  # count training batches, not evaluation ones
-        if calls["n"] == batches_epoch0 + 3:
-            raise KeyboardInterrupt("killed mid-epoch")
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "link_loss", dying_loss)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg_of(*overrides), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(loop, "link_loss", real_loss)
+    _killed_at_training_batch(full["epochs"][0]["num_batches"] + 3, cfg_of(*overrides),
+                              tmp_path / "killed", monkeypatch)
     partial = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert partial["finished"] is False and len(partial["epochs"]) == 1
 
@@ -89,19 +95,8 @@ def test_kill_inside_an_epoch_resumes_from_its_mid_epoch_checkpoint(tmp_path, mo
     overrides = SMALL + [f"model={model}", "train.epoch=2", "train.checkpoint_every=3",
                          f"hardware.prefetch={str(prefetch).lower()}"]
     full = run_experiment(cfg_of(*overrides), tmp_path / "full", progress=False)
-    calls = {"n": 0}
-    real_loss = loop.link_loss
-
-    def dying_loss(*args, **kwargs):
-        calls["n"] += torch.is_grad_enabled()
-        if calls["n"] == 5:  # epoch 0, after the checkpoint at batch 3
-            raise KeyboardInterrupt("killed mid-epoch")
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "link_loss", dying_loss)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg_of(*overrides), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(loop, "link_loss", real_loss)
+    # Epoch 0, batch 5: after the checkpoint at batch 3.
+    _killed_at_training_batch(5, cfg_of(*overrides), tmp_path / "killed", monkeypatch)
     state = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
     assert state["epoch"] == -1 and state["mid_epoch"]["next_batch"] == 3
     resumed = run_experiment(cfg_of(*overrides, "resume=true"), tmp_path / "killed",
