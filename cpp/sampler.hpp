@@ -294,33 +294,37 @@ class TemporalSamplerCore {
     return msg.str();
   }
 
-  std::string bad_slice_message(int64_t snapshot, int64_t hop, int64_t root_position,
-                                int64_t n) const {
+  static constexpr const char* kModified =
+      ": the T-CSR's arrays were modified in place after the sampler was built; build the TCSR "
+      "again and a new TemporalSampler";
+
+  // A root of the hop is node n, whose indptr slice is out of bounds.
+  std::string bad_slice_message(int64_t snapshot, int64_t hop, int64_t n) const {
     std::ostringstream msg;
-    msg << "snapshot " << snapshot << " hop " << hop << ": ";
-    if (n < 0 || n >= num_nodes_) {
-      msg << "root " << root_position << " is node " << n << ", not a node id in [0, "
-          << num_nodes_ << ")";
-    } else {
-      msg << "indptr[" << n << "] = " << load_once(indptr_ + n) << " and indptr[" << n + 1
-          << "] = " << load_once(indptr_ + n + 1) << " do not delimit a slice of the "
-          << num_entries_ << " entries (0 <= indptr[n] <= indptr[n + 1] <= " << num_entries_
-          << " is required)";
-    }
-    msg << ": the T-CSR's arrays were modified in place after the sampler was built; build the "
-           "TCSR again and a new TemporalSampler";
+    msg << "snapshot " << snapshot << " hop " << hop << ": indptr[" << n
+        << "] = " << load_once(indptr_ + n) << " and indptr[" << n + 1
+        << "] = " << load_once(indptr_ + n + 1) << " do not delimit a slice of the "
+        << num_entries_ << " entries (0 <= indptr[n] <= indptr[n + 1] <= " << num_entries_
+        << " is required)" << kModified;
     return msg.str();
   }
 
+  // A neighbour id `n` outside [0, N) came out of indices; names the first such entry (an O(M)
+  // scan, on the error path only).
   template <typename IdxT>
   std::string bad_neighbour_message(const GraphView<IdxT>& g, int64_t snapshot, int64_t hop,
-                                    int64_t p) const {
+                                    int64_t n) const {
     std::ostringstream msg;
-    msg << "snapshot " << snapshot << " hop " << hop << ": indices[" << p
-        << "] = " << static_cast<int64_t>(load_once(g.indices + p)) << " is not a node id in [0, "
-        << num_nodes_
-        << "): the T-CSR's arrays were modified in place after the sampler was built; build the "
-           "TCSR again and a new TemporalSampler";
+    msg << "snapshot " << snapshot << " hop " << hop << ": ";
+    int64_t p = 0;
+    while (p < num_entries_ &&
+           static_cast<uint64_t>(load_once(g.indices + p)) < static_cast<uint64_t>(num_nodes_))
+      ++p;
+    if (p < num_entries_)
+      msg << "indices[" << p << "] = " << static_cast<int64_t>(load_once(g.indices + p));
+    else
+      msg << "a sampled neighbour id " << n;
+    msg << " is not a node id in [0, " << num_nodes_ << ")" << kModified;
     return msg.str();
   }
 
@@ -458,7 +462,9 @@ class TemporalSamplerCore {
                   int64_t k, int64_t snapshot, int64_t hop, uint64_t seed, uint64_t call_index,
                   bool use_cache, double reserved, HopResult& out) {
     const int64_t num_hops = static_cast<int64_t>(opt_.fanouts.size());
-    const bool dedup_here = opt_.dedup && hop + 1 < num_hops;
+    const bool dedup_here = opt_.dedup && hop + 1 < num_hops, last_hop = hop + 1 == num_hops;
+    if (g.num_nodes == 0 && R > 0)  // sample() refuses such roots first; pass 1 needs N > 0
+      throw InputError("the T-CSR has no nodes, so no root is valid");
     const double limit = static_cast<double>(opt_.max_output_bytes);
     // Later hops have at least as many roots as this one (without dedup) or at least one.
     const double later = hop + 1 < num_hops
@@ -499,11 +505,11 @@ class TemporalSamplerCore {
                  : 1;
     const int64_t chunk = (R + num_chunks - 1) / std::max<int64_t>(num_chunks, 1);
     std::vector<int64_t> chunk_off(static_cast<size_t>(num_chunks) + 1, 0);
-    // Per chunk, the first root whose node id or indptr slice is out of bounds (pass 1) and the
-    // first T-CSR position holding an out-of-range neighbour id (pass 2); -1 if none. Per chunk,
-    // so that the error reported does not depend on the thread count.
+    // Per chunk, the first root whose node id or indptr slice is out of bounds (pass 1; -1 if
+    // none), and whether a neighbour id written in pass 2 is out of range. Per chunk, so that the
+    // error reported does not depend on the thread count.
     std::vector<int64_t> bad_root(static_cast<size_t>(num_chunks), -1);
-    std::vector<int64_t> bad_pos(static_cast<size_t>(num_chunks), -1);
+    std::vector<char> bad_nbr_chunk(static_cast<size_t>(num_chunks), 0);
     const uint64_t N = static_cast<uint64_t>(g.num_nodes), M = static_cast<uint64_t>(g.num_entries);
     bool alloc_failed = false, input_bad = false, over_budget = false;
     int64_t total = 0;
@@ -511,8 +517,6 @@ class TemporalSamplerCore {
 #pragma omp parallel num_threads(nt_max) if (parallel)
     {
       int64_t beg[kGroup], end[kGroup], lo[kGroup], hi[kGroup];
-      // The root's node for the pointer cache, -1 when out of range (its slot does not exist).
-      int64_t cache_node[kGroup];
       double x[kGroup];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t ci = 0; ci < num_chunks; ++ci) {
@@ -523,11 +527,12 @@ class TemporalSamplerCore {
           for (int j = 0; j < gs; ++j) {
             const int64_t n = rn[i0 + j];
             const bool node_ok = static_cast<uint64_t>(n) < N;
-            const int64_t lo_n = node_ok ? load_once(g.indptr + n) : 0;
-            const int64_t hi_n = node_ok ? load_once(g.indptr + n + 1) : 0;
+            // Node 0's offsets stand in for a bad id (N > 0 here), so the loads need no branch.
+            const int64_t* slice = g.indptr + (node_ok ? n : 0);
+            const int64_t lo_n = load_once(slice), hi_n = load_once(slice + 1);
             // As unsigned, a negative bound exceeds M, so two compares check 0 <= lo <= hi <= M.
-            const bool ok = node_ok && static_cast<uint64_t>(hi_n) <= M &&
-                            static_cast<uint64_t>(lo_n) <= static_cast<uint64_t>(hi_n);
+            const bool ok = node_ok & (static_cast<uint64_t>(hi_n) <= M) &
+                            (static_cast<uint64_t>(lo_n) <= static_cast<uint64_t>(hi_n));
             if (__builtin_expect(!ok, 0)) {
               if (bad_root[ci] < 0) bad_root[ci] = i0 + j;
               beg[j] = end[j] = 0;  // an empty slice: nothing is read for this root
@@ -535,24 +540,27 @@ class TemporalSamplerCore {
               beg[j] = lo_n;
               end[j] = hi_n;
             }
-            cache_node[j] = node_ok ? n : -1;
             x[j] = H == 1 ? rt[i0 + j] : rt[i0 + j] - off_hi;
           }
           if (use_cache) {
-            for (int j = 0; j < gs; ++j)
-              hi[j] = cache_node[j] < 0 ? beg[j]
-                                        : cached_lower(b_hi, cache_node[j], beg[j], end[j], x[j]);
+            // A bad id has no cache slot (its slice is empty anyway).
+            for (int j = 0; j < gs; ++j) {
+              const int64_t n = rn[i0 + j];
+              hi[j] = static_cast<uint64_t>(n) < N ? cached_lower(b_hi, n, beg[j], end[j], x[j])
+                                                   : beg[j];
+            }
           } else {
             lower_pos_group(g.ts, gs, beg, end, x, hi);
           }
           if (H > 1) {
             for (int j = 0; j < gs; ++j) x[j] = rt[i0 + j] - off_lo;
             if (use_cache) {
-              for (int j = 0; j < gs; ++j)
-                lo[j] = cache_node[j] < 0
-                            ? hi[j]
-                            : std::min(cached_lower(b_lo, cache_node[j], beg[j], end[j], x[j]),
-                                       hi[j]);
+              for (int j = 0; j < gs; ++j) {
+                const int64_t n = rn[i0 + j];
+                lo[j] = static_cast<uint64_t>(n) < N
+                            ? std::min(cached_lower(b_lo, n, beg[j], end[j], x[j]), hi[j])
+                            : hi[j];
+              }
             } else {
               lower_pos_group(g.ts, gs, beg, hi, x, lo);
             }
@@ -619,10 +627,7 @@ class TemporalSamplerCore {
               const int64_t p = drow[j];
               const int64_t q = R + off + j;
               const double et = g.ts[p];
-              const int64_t v = static_cast<int64_t>(load_once(g.indices + p));
-              if (__builtin_expect(static_cast<uint64_t>(v) >= N, 0) && bad_pos[ci] < 0)
-                bad_pos[ci] = p;
-              nodes[q] = v;
+              nodes[q] = static_cast<int64_t>(g.indices[p]);
               nts[q] = prop_time ? t : et;
               eid[off + j] = g.eid[p];
               dt[off + j] = t - et;
@@ -633,19 +638,42 @@ class TemporalSamplerCore {
             for (int64_t j = c; j < k; ++j) drow[j] = -1;
             off += c;
           }
+          // The last hop's neighbour ids, checked in a loop of their own (inside the loop above
+          // the check cost several instructions per edge in register pressure): v lies in
+          // [0, N) iff neither v nor N - 1 - v has the sign bit set, OR-ed branch-free, which
+          // vectorises. Earlier hops need no such pass: the next hop checks each of its roots.
+          if (last_hop) {
+            uint64_t sign = 0;
+            const uint64_t last = N - 1;
+            for (int64_t q = R + chunk_off[ci]; q < R + off; ++q) {
+              const uint64_t v = static_cast<uint64_t>(nodes[q]);
+              sign |= v | (last - v);
+            }
+            if (__builtin_expect(sign >> 63, 0)) bad_nbr_chunk[ci] = 1;
+          }
         }
       }
     }
-    for (int64_t ci = 0; ci < num_chunks; ++ci)
-      if (bad_root[ci] >= 0)
-        throw InputError(bad_slice_message(snapshot, hop, bad_root[ci], rn[bad_root[ci]]));
+    for (int64_t ci = 0; ci < num_chunks; ++ci) {
+      if (bad_root[ci] < 0) continue;
+      // Hop 0's roots were checked by sample(), so a bad id here is a neighbour id of the hop
+      // before; otherwise the node's indptr slice is the problem.
+      const int64_t n = rn[bad_root[ci]];
+      if (static_cast<uint64_t>(n) >= N)
+        throw InputError(bad_neighbour_message(g, snapshot, hop, n));
+      throw InputError(bad_slice_message(snapshot, hop, n));
+    }
     if (over_budget)
       throw InputError(over_budget_message(snapshot, hop, R, k, total, true,
                                            reserved + hop_output_bytes(R, k, total, dedup_here) +
                                                later));
     if (alloc_failed) throw std::bad_alloc();
-    for (int64_t ci = 0; ci < num_chunks; ++ci)
-      if (bad_pos[ci] >= 0) throw InputError(bad_neighbour_message(g, snapshot, hop, bad_pos[ci]));
+    for (int64_t ci = 0; ci < num_chunks; ++ci) {
+      if (!bad_nbr_chunk[ci]) continue;
+      int64_t q = R + chunk_off[ci];
+      while (q < R + chunk_off[ci + 1] && static_cast<uint64_t>(out.nodes[q]) < N) ++q;
+      throw InputError(bad_neighbour_message(g, snapshot, hop, out.nodes[q]));
+    }
     out.num_edges = total;
   }
 

@@ -209,7 +209,8 @@ def expected_blocks(ref, roots: np.ndarray, ts: np.ndarray, opt: dict, actual=No
 
 
 def output_bytes(blocks, opt: dict) -> int:
-    """Bytes the sampler allocates for ``blocks`` (the formula in TemporalSampler's docstring)."""
+    """Bytes the sampler allocates for ``blocks`` (reference or sampled hops; the formula of
+    TemporalSampler's docstring) with the options ``num_neighbors`` and ``dedup`` of ``opt``."""
     total = 0
     num_hops = len(opt["num_neighbors"])
     for hops in blocks:
@@ -357,8 +358,6 @@ def _apply(arrays: dict, corruption) -> None:
 
 
 def invalid_case(rng: np.random.Generator, where: str) -> str:
-    import torch
-
     from pyg_tgl.data.sampler import TemporalSampler
     from pyg_tgl.data.tcsr import TCSR
 

@@ -64,7 +64,14 @@ def indptr_written_through_numpy_after_build():
 def neighbour_written_through_numpy_after_build():
     g = _graph()
     sampler = TemporalSampler(g, [5, 5])
-    g.indices.numpy()[int(g.indptr[0])] = 10**9
+    g.indices.numpy()[int(g.indptr[0])] = 10**9  # caught as a root of hop 1
+    sampler.sample([0], [10.0])
+
+
+def neighbour_written_through_numpy_after_build_last_hop():
+    g = _graph()
+    sampler = TemporalSampler(g, [5])
+    g.indices.numpy()[int(g.indptr[0])] = -1  # caught in the last hop's output
     sampler.sample([0], [10.0])
 
 
@@ -109,7 +116,7 @@ CASES: Dict[str, Callable[[], None]] = {fn.__name__: fn for fn in (
     bad_indptr_unvalidated, indptr_end_beyond_entries_unvalidated,
     neighbour_out_of_range_unvalidated, indptr_written_by_torch_after_build,
     indptr_written_through_numpy_after_build, neighbour_written_through_numpy_after_build,
-    storage_replaced_after_build, times_shifted_by_torch_after_build, huge_fanout_issue_example)}
+    neighbour_written_through_numpy_after_build_last_hop, storage_replaced_after_build, times_shifted_by_torch_after_build, huge_fanout_issue_example)}
 
 
 def main() -> int:

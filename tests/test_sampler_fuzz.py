@@ -43,7 +43,8 @@ def _run_fuzz(cases: int, seed: int, cwd: Path, core: Optional[Path] = None,
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("FUZZ-SUMMARY ")]
     tail = (proc.stdout[-2000:] + "\n" + proc.stderr[-4000:]).strip()
-    assert lines, f"the fuzz driver died (exit status {proc.returncode}) before its summary:\n{tail}"
+    assert lines, (f"the fuzz driver died (exit status {proc.returncode}) before its "
+                   f"summary:\n{tail}")
     summary = json.loads(lines[-1][len("FUZZ-SUMMARY "):])
     failures = "\n".join(f"seed {f['seed']}: {f['error'][:1500]}" for f in summary["failures"])
     assert summary["num_failures"] == 0, f"{summary['num_failures']} failing cases:\n{failures}"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from pyg_tgl.data.sampler import TemporalSampler, default_max_output_bytes
 from pyg_tgl.data.tcsr import TCSR
 from reference import (assert_blocks_equal, random_temporal_graph, reference_sample,
                        reference_tcsr)
+from sampler_fuzz import output_bytes
 
 TESTS = Path(__file__).resolve().parent
 
@@ -69,8 +69,10 @@ _MODIFIED = (": the T-CSR's arrays were modified in place after the sampler was 
      "InputError: snapshot 0 hop 0: indptr[1] = -1000000000000 and indptr[2] = 5 do not delimit "
      "a slice of the 8 entries (0 <= indptr[n] <= indptr[n + 1] <= 8 is required)" + _MODIFIED),
     ("neighbour_written_through_numpy_after_build",
-     "InputError: snapshot 0 hop 0: indices[0] = 1000000000 is not a node id in [0, 4)"
+     "InputError: snapshot 0 hop 1: indices[0] = 1000000000 is not a node id in [0, 4)"
      + _MODIFIED),
+    ("neighbour_written_through_numpy_after_build_last_hop",
+     "InputError: snapshot 0 hop 0: indices[0] = -1 is not a node id in [0, 4)" + _MODIFIED),
     ("storage_replaced_after_build", "ok"),
     ("times_shifted_by_torch_after_build", "ok"),
     ("huge_fanout_issue_example",
@@ -109,18 +111,6 @@ def test_inf_root_with_overflowing_snapshot_offset_sees_no_edge():
 # max_output_bytes
 # ------------------------------------------------------------------------------------------------
 
-def _output_bytes(blocks, fanouts, dedup=False) -> int:
-    """The accounting of TemporalSampler's docstring, from a call's output."""
-    total = 0
-    for hops in blocks:
-        for l, hop in enumerate(hops):
-            R, E, k = hop.num_roots, hop.num_edges, fanouts[l]
-            total += 8 * R * (k + 1) + 16 * (R + E) + 32 * E
-            if dedup and l + 1 < len(fanouts):
-                total += 24 * (R + E)
-    return total
-
-
 @pytest.mark.parametrize("history,dedup", [(1, False), (1, True), (2, False), (3, True)])
 def test_limit_admits_the_exact_output_size_and_refuses_one_byte_less(history, dedup):
     g = random_temporal_graph(30, 600, seed=4, num_distinct_times=50)
@@ -128,10 +118,10 @@ def test_limit_admits_the_exact_output_size_and_refuses_one_byte_less(history, d
     roots, ts = np.concatenate([g.src[300:340]] * 2), np.tile(g.t[300:340], 2) + 0.5
     fanouts = [4, 3, 2]
     opts = dict(history=history, duration=20.0 if history > 1 else 0.0, dedup=dedup)
-    need = _output_bytes(TemporalSampler(tcsr, fanouts, **opts).sample(roots, ts), fanouts,
-                         dedup)
+    accounting = dict(num_neighbors=fanouts, dedup=dedup)
+    need = output_bytes(TemporalSampler(tcsr, fanouts, **opts).sample(roots, ts), accounting)
     exact = TemporalSampler(tcsr, fanouts, **opts, max_output_bytes=need)
-    assert _output_bytes(exact.sample(roots, ts), fanouts, dedup) == need
+    assert output_bytes(exact.sample(roots, ts), accounting) == need
     tight = TemporalSampler(tcsr, fanouts, **opts, max_output_bytes=need - 1)
     # The bytes given are a lower bound or the exact count, and above need - 1: exactly need.
     with pytest.raises(ValueError, match=rf"sampling needs (at least )?{need} bytes .* above "
