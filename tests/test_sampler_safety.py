@@ -150,6 +150,8 @@ def test_fanout_too_large_for_the_limit_is_refused_when_built():
         TemporalSampler(tcsr, [2, 1000], max_output_bytes=4000)
     with pytest.raises(ValueError, match=r"num_neighbors\[0\] = 9223372036854775808"):
         TemporalSampler(tcsr, [2**63])  # beyond int64: a clear error, not a conversion error
+    with pytest.raises(ValueError, match=r"needs 36893488147419103232 bytes"):
+        TemporalSampler(tcsr, [np.int64(2**62)])  # 8 * k must not wrap around in int64
     for bad in (0, -1, 2**63, 1.5, True):
         with pytest.raises(ValueError, match="max_output_bytes must be a positive integer"):
             TemporalSampler(tcsr, [2], max_output_bytes=bad)

@@ -10,7 +10,10 @@ memory, hundreds of GB at MAG's scale). It validates the arrays when it is built
 bounds-checks every offset and node id it reads, so no T-CSR and no later change of it can make
 it read out of bounds: a bad state raises :class:`ValueError`. Changes made with torch's in-place
 operations (which bump the tensors' version counters) are re-validated at the next
-:meth:`TemporalSampler.sample` call.
+:meth:`TemporalSampler.sample` call; changes written through numpy views are seen only by the
+bounds checks (other changes, e.g. to times, then give other but memory-safe samples). The
+numpy views the core holds keep the tensors' storage alive and non-resizable, so
+``Tensor.set_``/``resize_`` cannot free the memory under it.
 """
 from __future__ import annotations
 
@@ -57,7 +60,6 @@ def default_max_output_bytes() -> int:
     the machine (or of the process's cgroup when that is smaller), 64 GiB when unknown."""
     limit = _memory_limit_bytes()
     return limit // 2 if limit else 64 << 30
-
 
 
 @dataclass
@@ -114,7 +116,8 @@ class TemporalSampler:
             return :class:`DedupSampledHop` objects with an ``inverse`` map (see there).
         max_output_bytes: bound on the output of one :meth:`sample` call (all snapshots and
             hops; each hop holds ``8 * R * (k + 1)`` bytes of ``dense_index`` and ``count`` plus
-            ``48`` bytes per sampled edge and ``16`` per root). A call that would exceed it raises
+            ``48`` bytes per sampled edge and ``16`` per root, and with ``dedup`` ``24`` more per
+            root and edge of every hop but the last). A call that would exceed it raises
             :class:`ValueError` giving the projected size, before allocating it. Default:
             :func:`default_max_output_bytes`.
 
@@ -156,7 +159,7 @@ class TemporalSampler:
                 or not 0 < max_output_bytes <= _INT64_MAX:
             raise ValueError(f"max_output_bytes must be a positive integer below 2**63, got "
                              f"{max_output_bytes!r}")
-        for i, k in enumerate(fanouts):
+        for i, k in enumerate(int(k) for k in fanouts):  # int: numpy integers would wrap
             if 8 * k > max_output_bytes:
                 raise ValueError(f"num_neighbors[{i}] = {k}: one root's dense_index row alone "
                                  f"needs {8 * k} bytes, above max_output_bytes = "
