@@ -119,9 +119,10 @@ void check_graph_arrays(const CArray<int64_t>& indptr, const py::array& indices,
   if (indptr.shape(0) < 1) throw InputError("indptr is empty (it must hold num_nodes + 1 offsets)");
 }
 
-std::string validate_tcsr_py(CArray<int64_t> indptr, py::array indices, CArray<int64_t> eid,
-                             CArray<double> ts, int num_threads) {
-  check_graph_arrays(indptr, indices, eid, ts);
+// validate_tcsr on arrays that passed check_graph_arrays; "" when valid.
+std::string validate_arrays(const CArray<int64_t>& indptr, const py::array& indices,
+                            const CArray<int64_t>& eid, const CArray<double>& ts,
+                            int num_threads) {
   const int64_t N = indptr.shape(0) - 1, M = indices.shape(0);
   const int nt = resolve_threads(num_threads);
   // Everything that touches Python objects happens before the GIL is released.
@@ -136,12 +137,22 @@ std::string validate_tcsr_py(CArray<int64_t> indptr, py::array indices, CArray<i
   return validate_tcsr<int32_t>(ptr, N, static_cast<const int32_t*>(ip), e, t, M, nt);
 }
 
-// Owns references to the graph arrays so the borrowed pointers of the core stay valid.
+std::string validate_tcsr_py(CArray<int64_t> indptr, py::array indices, CArray<int64_t> eid,
+                             CArray<double> ts, int num_threads) {
+  check_graph_arrays(indptr, indices, eid, ts);
+  return validate_arrays(indptr, indices, eid, ts, num_threads);
+}
+
+// Owns references to the graph arrays so the borrowed pointers of the core stay valid. (numpy
+// arrays made from torch tensors keep their storage alive and make it non-resizable, so neither
+// Tensor.resize_ nor Tensor.set_ can free the memory under the sampler; only writes can change
+// it, and the core bounds-checks everything it reads as an index.)
 class PySampler {
  public:
   PySampler(CArray<int64_t> indptr, py::array indices, CArray<int64_t> eid, CArray<double> ts,
             std::vector<int64_t> fanouts, bool uniform, bool prop_time, int64_t history,
-            double duration, bool pointer_cache, bool dedup, int num_threads)
+            double duration, bool pointer_cache, bool dedup, int64_t max_output_bytes,
+            int num_threads)
       : indptr_(indptr), indices_(indices), eid_(eid), ts_(ts) {
     check_graph_arrays(indptr, indices, eid, ts);
     if (fanouts.empty()) throw InputError("num_neighbors must hold at least one fan-out");
@@ -153,11 +164,23 @@ class PySampler {
     if (history > 1 && !(duration > 0.0 && std::isfinite(duration)))
       throw InputError("duration must be a positive finite number when history > 1, got " +
                        std::to_string(duration));
+    if (max_output_bytes <= 0)
+      throw InputError("max_output_bytes must be positive, got " +
+                       std::to_string(max_output_bytes));
+    for (size_t i = 0; i < fanouts.size(); ++i)
+      if (fanouts[i] > max_output_bytes / 8)
+        throw InputError("num_neighbors[" + std::to_string(i) + "] = " +
+                         std::to_string(fanouts[i]) + ": one root's dense_index row alone needs " +
+                         format_bytes(8.0 * static_cast<double>(fanouts[i])) +
+                         ", above max_output_bytes = " +
+                         format_bytes(static_cast<double>(max_output_bytes)));
+    const int nt = resolve_threads(num_threads);
+    const std::string problem = validate(nt);
+    if (!problem.empty())
+      throw InputError("invalid T-CSR: " + problem +
+                       " (the sampler validates its graph; a TCSR built with validate=False "
+                       "must still pass TCSR.validate())");
     const int64_t N = indptr.shape(0) - 1;
-    const int64_t last = indptr.data()[N];
-    if (last != indices.shape(0))
-      throw InputError("indptr[-1] = " + std::to_string(last) + " but indices holds " +
-                       std::to_string(indices.shape(0)) + " entries");
     SamplerOptions opt;
     opt.fanouts = std::move(fanouts);
     opt.uniform = uniform;
@@ -166,9 +189,16 @@ class PySampler {
     opt.duration = duration;
     opt.pointer_cache = pointer_cache;
     opt.dedup = dedup;
+    opt.max_output_bytes = max_output_bytes;
     core_ = std::make_unique<TemporalSamplerCore>(indptr_.data(), indices_.data(),
                                                   is_int64(indices_), eid_.data(), ts_.data(), N,
-                                                  std::move(opt), num_threads);
+                                                  static_cast<int64_t>(indices_.shape(0)),
+                                                  std::move(opt), nt);
+  }
+
+  // Validates the arrays this sampler reads (O(N + M)); "" when valid.
+  std::string validate(int num_threads) const {
+    return validate_arrays(indptr_, indices_, eid_, ts_, num_threads);
   }
 
   py::list sample(CArray<int64_t> roots, CArray<double> root_ts, uint64_t seed,
@@ -234,15 +264,20 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PySampler>(m, "Sampler")
       .def(py::init<CArray<int64_t>, py::array, CArray<int64_t>, CArray<double>,
-                    std::vector<int64_t>, bool, bool, int64_t, double, bool, bool, int>(),
+                    std::vector<int64_t>, bool, bool, int64_t, double, bool, bool, int64_t,
+                    int>(),
            py::arg("indptr"), py::arg("indices"), py::arg("eid"), py::arg("ts"),
            py::arg("fanouts"), py::arg("uniform"), py::arg("prop_time"), py::arg("history"),
            py::arg("duration"), py::arg("pointer_cache"), py::arg("dedup"),
-           py::arg("num_threads"))
+           py::arg("max_output_bytes"), py::arg("num_threads"),
+           "Validates the T-CSR (InputError naming the first problem) and keeps references to "
+           "its arrays.")
       .def("sample", &PySampler::sample, py::arg("roots"), py::arg("root_ts"), py::arg("seed"),
            py::arg("call_index"),
            "Returns [snapshot][hop] tuples (nodes, ts, num_roots, edge_index, eid, dt, "
            "dense_index, count, inverse_or_None).")
+      .def("validate", &PySampler::validate, py::arg("num_threads"),
+           "Re-validates the arrays the sampler reads: '' when valid, else the first problem.")
       .def("reset_cache", &PySampler::reset_cache)
       .def_property("num_threads", &PySampler::num_threads, &PySampler::set_num_threads);
 }

@@ -6,13 +6,25 @@
 // straight into the final, contiguous output arrays. No locks, no per-thread vectors, and the
 // random stream of a root depends only on (seed, call, snapshot, hop, root position), so the
 // output does not depend on the thread count.
+//
+// Safety: the graph arrays are the caller's memory, validated once when the sampler is built but
+// writable afterwards, so nothing read from them is trusted as an index. Every root's slice
+// [indptr[n], indptr[n + 1]) is checked against [0, M] and every neighbour id against [0, N)
+// where it is read (two compares per root and one per sampled edge); a violation raises
+// InputError instead of reading out of bounds. Times and event ids are never used as indices, so
+// whatever they hold, the reads stay in bounds. Outputs are sized from the eligible edge counts
+// (except dense_index, [R, k] by definition), and a call whose outputs would exceed
+// SamplerOptions::max_output_bytes is refused before the memory is allocated.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iomanip>
+#include <limits>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "common.hpp"
@@ -26,6 +38,7 @@ struct GraphView {
   const int64_t* eid;
   const double* ts;
   int64_t num_nodes;
+  int64_t num_entries;
 };
 
 struct SamplerOptions {
@@ -36,7 +49,32 @@ struct SamplerOptions {
   double duration = 0.0;
   bool pointer_cache = false;
   bool dedup = false;
+  // Bound on the bytes of output one sample() call may allocate (all snapshots and hops).
+  int64_t max_output_bytes = std::numeric_limits<int64_t>::max();
 };
+
+// Bytes one hop allocates for R roots, fan-out k and E sampled edges: count [R] and dense_index
+// [R, k], nodes and ts [R + E], edge_index [2, E], eid and dt [E], and with dedup the inverse map
+// and the next roots [R + E] each. In double: R * k can exceed the int64 range.
+inline double hop_output_bytes(int64_t R, int64_t k, int64_t E, bool dedup) noexcept {
+  const double r = static_cast<double>(R), e = static_cast<double>(E);
+  return 8.0 * r * (1.0 + static_cast<double>(k)) + 16.0 * (r + e) + 32.0 * e +
+         (dedup ? 24.0 * (r + e) : 0.0);
+}
+
+inline std::string format_bytes(double bytes) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(0) << bytes << " bytes (" << std::setprecision(1)
+      << bytes / double(1ULL << 30) << " GiB)";
+  return out.str();
+}
+
+// One read of a value another thread may be writing (the user's arrays stay writable): the
+// value that is bounds-checked is the value that is used.
+template <typename T>
+inline T load_once(const T* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
 
 // One sampled hop; see pyg_tgl/data/batch.py (SampledHop) for the meaning of every array.
 struct HopResult {
@@ -154,12 +192,14 @@ inline void unique_pairs(const int64_t* nodes, const double* ts, int64_t n,
 
 class TemporalSamplerCore {
  public:
-  // The graph arrays are borrowed: the binding layer keeps their owners alive.
+  // The graph arrays are borrowed: the binding layer keeps their owners alive. num_entries is
+  // the length of indices, eid and ts.
   TemporalSamplerCore(const int64_t* indptr, const void* indices, bool indices64,
                       const int64_t* eid, const double* ts, int64_t num_nodes,
-                      SamplerOptions opt, int num_threads)
+                      int64_t num_entries, SamplerOptions opt, int num_threads)
       : indptr_(indptr), indices_(indices), indices64_(indices64), eid_(eid), ts_(ts),
-        num_nodes_(num_nodes), opt_(std::move(opt)), num_threads_(resolve_threads(num_threads)) {
+        num_nodes_(num_nodes), num_entries_(num_entries), opt_(std::move(opt)),
+        num_threads_(resolve_threads(num_threads)) {
     if (opt_.pointer_cache) {
       // H == 1 needs only the upper cut; H > 1 snapshots share boundaries, so H + 1 cuts.
       num_boundaries_ = opt_.history == 1 ? 1 : opt_.history + 1;
@@ -198,18 +238,106 @@ class TemporalSamplerCore {
         throw InputError(msg.str());
       }
     }
+    check_call_size(num_roots);
     if (indices64_) return sample_all<int64_t>(roots, root_ts, num_roots, seed, call_index);
     return sample_all<int32_t>(roots, root_ts, num_roots, seed, call_index);
   }
 
  private:
+  // Lower bound of the output bytes of hops [hop, L) of one snapshot when hop `hop` has R roots:
+  // without dedup every hop keeps all roots of the one before; with dedup the roots after hop 0
+  // are unique pairs, so only hop 1 may have fewer (at least one, when R > 0).
+  double later_hops_bytes(int64_t hop, int64_t R) const noexcept {
+    const int64_t L = static_cast<int64_t>(opt_.fanouts.size());
+    double b = 0.0;
+    for (int64_t m = hop; m < L; ++m) {
+      const int64_t roots = opt_.dedup && hop == 0 && m > 0 ? std::min<int64_t>(R, 1) : R;
+      b += hop_output_bytes(roots, opt_.fanouts[m], 0, opt_.dedup && m + 1 < L);
+    }
+    return b;
+  }
+
+  std::string fanouts_str() const {
+    std::ostringstream out;
+    out << "[";
+    for (size_t i = 0; i < opt_.fanouts.size(); ++i) out << (i ? ", " : "") << opt_.fanouts[i];
+    out << "]";
+    return out.str();
+  }
+
+  // Refuses a call whose outputs cannot fit in max_output_bytes whatever the degrees are:
+  // dense_index alone is roots x fan-out per hop.
+  void check_call_size(int64_t R) const {
+    const double need = static_cast<double>(opt_.history) * later_hops_bytes(0, R);
+    if (need <= static_cast<double>(opt_.max_output_bytes)) return;
+    std::ostringstream msg;
+    msg << "sampling " << R << " roots with num_neighbors " << fanouts_str() << " and history "
+        << opt_.history << " needs at least " << format_bytes(need)
+        << " of output (dense_index alone holds roots x fan-out int64 per hop), above "
+           "max_output_bytes = "
+        << format_bytes(static_cast<double>(opt_.max_output_bytes))
+        << "; sample fewer roots per call, lower the fan-outs, or raise max_output_bytes";
+    throw InputError(msg.str());
+  }
+
+  std::string over_budget_message(int64_t snapshot, int64_t hop, int64_t R, int64_t k,
+                                  int64_t E, bool counted, double need) const {
+    std::ostringstream msg;
+    msg << "sampling needs " << (counted ? "" : "at least ") << format_bytes(need)
+        << " of output, above max_output_bytes = "
+        << format_bytes(static_cast<double>(opt_.max_output_bytes)) << ": snapshot " << snapshot
+        << " hop " << hop << " has " << R << " roots x fan-out " << k << " (dense_index "
+        << format_bytes(8.0 * static_cast<double>(R) * static_cast<double>(k)) << ")";
+    if (counted) msg << " and " << E << " sampled edges";
+    msg << "; sample fewer roots per call, lower num_neighbors " << fanouts_str()
+        << ", or raise max_output_bytes";
+    return msg.str();
+  }
+
+  static constexpr const char* kModified =
+      ": the T-CSR's arrays were modified in place after the sampler was built; build the TCSR "
+      "again and a new TemporalSampler";
+
+  // A root of the hop is node n, whose indptr slice is out of bounds.
+  std::string bad_slice_message(int64_t snapshot, int64_t hop, int64_t n) const {
+    std::ostringstream msg;
+    msg << "snapshot " << snapshot << " hop " << hop << ": indptr[" << n
+        << "] = " << load_once(indptr_ + n) << " and indptr[" << n + 1
+        << "] = " << load_once(indptr_ + n + 1) << " do not delimit a slice of the "
+        << num_entries_ << " entries (0 <= indptr[n] <= indptr[n + 1] <= " << num_entries_
+        << " is required)" << kModified;
+    return msg.str();
+  }
+
+  // A neighbour id `n` outside [0, N) came out of indices; names the first such entry (an O(M)
+  // scan, on the error path only).
+  template <typename IdxT>
+  std::string bad_neighbour_message(const GraphView<IdxT>& g, int64_t snapshot, int64_t hop,
+                                    int64_t n) const {
+    std::ostringstream msg;
+    msg << "snapshot " << snapshot << " hop " << hop << ": ";
+    int64_t p = 0;
+    while (p < num_entries_ &&
+           static_cast<uint64_t>(load_once(g.indices + p)) < static_cast<uint64_t>(num_nodes_))
+      ++p;
+    if (p < num_entries_)
+      msg << "indices[" << p << "] = " << static_cast<int64_t>(load_once(g.indices + p));
+    else
+      msg << "a sampled neighbour id " << n;
+    msg << " is not a node id in [0, " << num_nodes_ << ")" << kModified;
+    return msg.str();
+  }
+
   template <typename IdxT>
   std::vector<std::vector<HopResult>> sample_all(const int64_t* roots, const double* root_ts,
                                                  int64_t num_roots, uint64_t seed,
                                                  uint64_t call_index) {
-    const GraphView<IdxT> g{indptr_, static_cast<const IdxT*>(indices_), eid_, ts_, num_nodes_};
+    const GraphView<IdxT> g{indptr_, static_cast<const IdxT*>(indices_), eid_, ts_, num_nodes_,
+                            num_entries_};
     const int64_t num_hops = static_cast<int64_t>(opt_.fanouts.size());
     std::vector<std::vector<HopResult>> blocks(static_cast<size_t>(opt_.history));
+    // Bytes allocated by the finished hops of this call.
+    double spent = 0.0;
     for (int64_t s = 0; s < opt_.history; ++s) {
       blocks[s].resize(static_cast<size_t>(num_hops));
       const int64_t* rn = roots;
@@ -221,7 +349,13 @@ class TemporalSamplerCore {
         // times. Neighbours at their own edge times go back in time, where the cache only
         // falls back to a search, so it is not used for them.
         const bool use_cache = opt_.pointer_cache && (l == 0 || opt_.prop_time);
-        sample_hop<IdxT>(g, rn, rt, nr, opt_.fanouts[l], s, l, seed, call_index, use_cache, h);
+        // The snapshots not started yet sample the same hop-0 roots.
+        const double reserved =
+            spent + static_cast<double>(opt_.history - 1 - s) * later_hops_bytes(0, num_roots);
+        sample_hop<IdxT>(g, rn, rt, nr, opt_.fanouts[l], s, l, seed, call_index, use_cache,
+                         reserved, h);
+        spent += hop_output_bytes(h.num_roots, h.fanout, h.num_edges,
+                                  opt_.dedup && l + 1 < num_hops);
         if (opt_.dedup && l + 1 < num_hops) {
           unique_pairs(h.nodes.data(), h.ts.data(), h.num_roots + h.num_edges, h.inverse,
                        h.next_nodes, h.next_ts, h.num_next);
@@ -320,10 +454,27 @@ class TemporalSamplerCore {
     return m;
   }
 
+  // Samples one hop into `out`. `reserved` counts the bytes of this call's other hops (finished
+  // ones, and the lower bound of the snapshots still to come); this hop and the lower bound of
+  // its later hops must fit in max_output_bytes on top of it.
   template <typename IdxT>
   void sample_hop(const GraphView<IdxT>& g, const int64_t* rn, const double* rt, int64_t R,
                   int64_t k, int64_t snapshot, int64_t hop, uint64_t seed, uint64_t call_index,
-                  bool use_cache, HopResult& out) {
+                  bool use_cache, double reserved, HopResult& out) {
+    const int64_t num_hops = static_cast<int64_t>(opt_.fanouts.size());
+    const bool dedup_here = opt_.dedup && hop + 1 < num_hops, last_hop = hop + 1 == num_hops;
+    if (g.num_nodes == 0 && R > 0)  // sample() refuses such roots first; pass 1 needs N > 0
+      throw InputError("the T-CSR has no nodes, so no root is valid");
+    const double limit = static_cast<double>(opt_.max_output_bytes);
+    // Later hops have at least as many roots as this one (without dedup) or at least one.
+    const double later = hop + 1 < num_hops
+        ? later_hops_bytes(hop + 1, opt_.dedup && hop == 0 ? std::min<int64_t>(R, 1) : R)
+        : 0.0;
+    {
+      const double need = reserved + hop_output_bytes(R, k, 0, dedup_here) + later;
+      if (need > limit)
+        throw InputError(over_budget_message(snapshot, hop, R, k, 0, false, need));
+    }
     out.num_roots = R;
     out.fanout = k;
     out.count.allocate(R);
@@ -354,7 +505,13 @@ class TemporalSamplerCore {
                  : 1;
     const int64_t chunk = (R + num_chunks - 1) / std::max<int64_t>(num_chunks, 1);
     std::vector<int64_t> chunk_off(static_cast<size_t>(num_chunks) + 1, 0);
-    bool alloc_failed = false;
+    // Per chunk, the first root whose node id or indptr slice is out of bounds (pass 1; -1 if
+    // none), and whether a neighbour id written in pass 2 is out of range. Per chunk, so that the
+    // error reported does not depend on the thread count.
+    std::vector<int64_t> bad_root(static_cast<size_t>(num_chunks), -1);
+    std::vector<char> bad_nbr_chunk(static_cast<size_t>(num_chunks), 0);
+    const uint64_t N = static_cast<uint64_t>(g.num_nodes), M = static_cast<uint64_t>(g.num_entries);
+    bool alloc_failed = false, input_bad = false, over_budget = false;
     int64_t total = 0;
 
 #pragma omp parallel num_threads(nt_max) if (parallel)
@@ -369,24 +526,49 @@ class TemporalSamplerCore {
           const int gs = static_cast<int>(std::min<int64_t>(kGroup, b - i0));
           for (int j = 0; j < gs; ++j) {
             const int64_t n = rn[i0 + j];
-            beg[j] = g.indptr[n];
-            end[j] = g.indptr[n + 1];
+            const bool node_ok = static_cast<uint64_t>(n) < N;
+            // Node 0's offsets stand in for a bad id (N > 0 here), so the loads need no branch.
+            const int64_t* slice = g.indptr + (node_ok ? n : 0);
+            const int64_t lo_n = load_once(slice), hi_n = load_once(slice + 1);
+            // As unsigned, a negative bound exceeds M, so two compares check 0 <= lo <= hi <= M.
+            const bool ok = node_ok & (static_cast<uint64_t>(hi_n) <= M) &
+                            (static_cast<uint64_t>(lo_n) <= static_cast<uint64_t>(hi_n));
+            if (__builtin_expect(!ok, 0)) {
+              if (bad_root[ci] < 0) bad_root[ci] = i0 + j;
+              beg[j] = end[j] = 0;  // an empty slice: nothing is read for this root
+            } else {
+              beg[j] = lo_n;
+              end[j] = hi_n;
+            }
             x[j] = H == 1 ? rt[i0 + j] : rt[i0 + j] - off_hi;
           }
           if (use_cache) {
-            for (int j = 0; j < gs; ++j)
-              hi[j] = cached_lower(b_hi, rn[i0 + j], beg[j], end[j], x[j]);
+            // A bad id has no cache slot (its slice is empty anyway).
+            for (int j = 0; j < gs; ++j) {
+              const int64_t n = rn[i0 + j];
+              hi[j] = static_cast<uint64_t>(n) < N ? cached_lower(b_hi, n, beg[j], end[j], x[j])
+                                                   : beg[j];
+            }
           } else {
             lower_pos_group(g.ts, gs, beg, end, x, hi);
           }
           if (H > 1) {
             for (int j = 0; j < gs; ++j) x[j] = rt[i0 + j] - off_lo;
             if (use_cache) {
-              for (int j = 0; j < gs; ++j)
-                lo[j] = std::min(cached_lower(b_lo, rn[i0 + j], beg[j], end[j], x[j]), hi[j]);
+              for (int j = 0; j < gs; ++j) {
+                const int64_t n = rn[i0 + j];
+                lo[j] = static_cast<uint64_t>(n) < N
+                            ? std::min(cached_lower(b_lo, n, beg[j], end[j], x[j]), hi[j])
+                            : hi[j];
+              }
             } else {
               lower_pos_group(g.ts, gs, beg, hi, x, lo);
             }
+            // inf - inf: a root at +inf whose window offset overflowed to inf has a NaN bound,
+            // and "lo <= ts < hi" holds for no edge. (The lower offset is the larger one, so the
+            // upper bound can only be NaN when this one is.)
+            for (int j = 0; j < gs; ++j)
+              if (std::isnan(x[j])) lo[j] = hi[j];
           } else {
             for (int j = 0; j < gs; ++j) lo[j] = beg[j];
           }
@@ -401,13 +583,18 @@ class TemporalSamplerCore {
       }
 #pragma omp single
       {
-        for (int64_t ci = 0; ci < num_chunks; ++ci) chunk_off[ci + 1] += chunk_off[ci];
+        for (int64_t ci = 0; ci < num_chunks; ++ci) {
+          chunk_off[ci + 1] += chunk_off[ci];
+          input_bad |= bad_root[ci] >= 0;
+        }
         total = chunk_off[num_chunks];
-        alloc_failed = !(out.nodes.try_allocate(R + total) && out.ts.try_allocate(R + total) &&
-                         out.edge_index.try_allocate(2 * total) &&
-                         out.eid.try_allocate(total) && out.dt.try_allocate(total));
+        over_budget = reserved + hop_output_bytes(R, k, total, dedup_here) + later > limit;
+        if (!input_bad && !over_budget)
+          alloc_failed = !(out.nodes.try_allocate(R + total) && out.ts.try_allocate(R + total) &&
+                           out.edge_index.try_allocate(2 * total) &&
+                           out.eid.try_allocate(total) && out.dt.try_allocate(total));
       }
-      if (!alloc_failed) {
+      if (!alloc_failed && !input_bad && !over_budget) {
         int64_t* nodes = out.nodes.data();
         double* nts = out.ts.data();
         int64_t* row = out.edge_index.data();
@@ -451,10 +638,42 @@ class TemporalSamplerCore {
             for (int64_t j = c; j < k; ++j) drow[j] = -1;
             off += c;
           }
+          // The last hop's neighbour ids, checked in a loop of their own (inside the loop above
+          // the check cost several instructions per edge in register pressure): v lies in
+          // [0, N) iff neither v nor N - 1 - v has the sign bit set, OR-ed branch-free, which
+          // vectorises. Earlier hops need no such pass: the next hop checks each of its roots.
+          if (last_hop) {
+            uint64_t sign = 0;
+            const uint64_t last = N - 1;
+            for (int64_t q = R + chunk_off[ci]; q < R + off; ++q) {
+              const uint64_t v = static_cast<uint64_t>(nodes[q]);
+              sign |= v | (last - v);
+            }
+            if (__builtin_expect(sign >> 63, 0)) bad_nbr_chunk[ci] = 1;
+          }
         }
       }
     }
+    for (int64_t ci = 0; ci < num_chunks; ++ci) {
+      if (bad_root[ci] < 0) continue;
+      // Hop 0's roots were checked by sample(), so a bad id here is a neighbour id of the hop
+      // before; otherwise the node's indptr slice is the problem.
+      const int64_t n = rn[bad_root[ci]];
+      if (static_cast<uint64_t>(n) >= N)
+        throw InputError(bad_neighbour_message(g, snapshot, hop, n));
+      throw InputError(bad_slice_message(snapshot, hop, n));
+    }
+    if (over_budget)
+      throw InputError(over_budget_message(snapshot, hop, R, k, total, true,
+                                           reserved + hop_output_bytes(R, k, total, dedup_here) +
+                                               later));
     if (alloc_failed) throw std::bad_alloc();
+    for (int64_t ci = 0; ci < num_chunks; ++ci) {
+      if (!bad_nbr_chunk[ci]) continue;
+      int64_t q = R + chunk_off[ci];
+      while (q < R + chunk_off[ci + 1] && static_cast<uint64_t>(out.nodes[q]) < N) ++q;
+      throw InputError(bad_neighbour_message(g, snapshot, hop, out.nodes[q]));
+    }
     out.num_edges = total;
   }
 
@@ -464,6 +683,7 @@ class TemporalSamplerCore {
   const int64_t* eid_;
   const double* ts_;
   int64_t num_nodes_;
+  int64_t num_entries_;
   SamplerOptions opt_;
   int num_threads_;
   int64_t num_boundaries_ = 0;

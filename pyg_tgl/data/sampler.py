@@ -4,9 +4,20 @@ TGL (Zhou et al., "TGL: A General Framework for Temporal GNN Training on Billion
 VLDB 2022) samples the temporal neighbourhood of a batch of ``(node, time)`` roots in parallel
 over the roots. This module wraps the C++ core (``pyg_tgl._core``) and turns its output arrays
 into :class:`~pyg_tgl.data.batch.SampledHop` tensors without copies.
+
+The sampler reads the :class:`TCSR`'s memory without copying it (a copy would double the graph's
+memory, hundreds of GB at MAG's scale). It validates the arrays when it is built, and its C++ core
+bounds-checks every offset and node id it reads, so no T-CSR and no later change of it can make
+it read out of bounds: a bad state raises :class:`ValueError`. Changes made with torch's in-place
+operations (which bump the tensors' version counters) are re-validated at the next
+:meth:`TemporalSampler.sample` call; changes written through numpy views are seen only by the
+bounds checks (other changes, e.g. to times, then give other but memory-safe samples). The
+numpy views the core holds keep the tensors' storage alive and non-resizable, so
+``Tensor.set_``/``resize_`` cannot free the memory under it.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -18,11 +29,37 @@ from torch import Tensor
 from pyg_tgl.data.batch import SampledHop
 from pyg_tgl.data.tcsr import TCSR, _core, resolve_num_threads, to_numpy_1d
 
-__all__ = ["TemporalSampler", "DedupSampledHop", "STRATEGIES"]
+__all__ = ["TemporalSampler", "DedupSampledHop", "STRATEGIES", "default_max_output_bytes"]
 
 STRATEGIES = ("recent", "uniform")
 
 _UINT64 = (1 << 64) - 1
+_INT64_MAX = (1 << 63) - 1
+
+
+def _memory_limit_bytes() -> Optional[int]:
+    """The memory this process may use: physical memory, or a smaller cgroup limit."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+        except OSError:
+            continue
+        if value.isdigit() and 0 < int(value) < _INT64_MAX:
+            limits.append(int(value))
+    return min(limits) if limits else None
+
+
+def default_max_output_bytes() -> int:
+    """Default bound on one :meth:`TemporalSampler.sample` call's output: half the memory of
+    the machine (or of the process's cgroup when that is smaller), 64 GiB when unknown."""
+    limit = _memory_limit_bytes()
+    return limit // 2 if limit else 64 << 30
 
 
 @dataclass
@@ -77,12 +114,23 @@ class TemporalSampler:
             boundary. Used for hop 0, and for deeper hops with ``prop_time``.
         dedup: make hop ``l + 1``'s roots the unique ``(node, ts)`` pairs of hop ``l`` and
             return :class:`DedupSampledHop` objects with an ``inverse`` map (see there).
+        max_output_bytes: bound on the output of one :meth:`sample` call (all snapshots and
+            hops; each hop holds ``8 * R * (k + 1)`` bytes of ``dense_index`` and ``count`` plus
+            ``48`` bytes per sampled edge and ``16`` per root, and with ``dedup`` ``24`` more per
+            root and edge of every hop but the last). A call that would exceed it raises
+            :class:`ValueError` giving the projected size, before allocating it. Default:
+            :func:`default_max_output_bytes`.
+
+    The T-CSR is validated here (O(N + M): about 2 ms for REDDIT's 1.3M entries on one core;
+    :class:`ValueError` naming the first problem) and read in place afterwards; see the module
+    docstring for what happens when it is modified.
     """
 
     def __init__(self, tcsr: TCSR, num_neighbors: Union[int, Sequence[int]] = (10,),
                  strategy: str = "recent", prop_time: bool = False, history: int = 1,
                  duration: float = 0.0, num_threads: Optional[int] = None, seed: int = 0,
-                 use_pointer_cache: bool = False, dedup: bool = False) -> None:
+                 use_pointer_cache: bool = False, dedup: bool = False,
+                 max_output_bytes: Optional[int] = None) -> None:
         if not isinstance(tcsr, TCSR):
             raise ValueError(f"tcsr must be a pyg_tgl.data.tcsr.TCSR, got {type(tcsr).__name__}")
         if strategy not in STRATEGIES:
@@ -104,6 +152,18 @@ class TemporalSampler:
                              f"got {duration!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if max_output_bytes is None:
+            max_output_bytes = default_max_output_bytes()
+        if isinstance(max_output_bytes, bool) \
+                or not isinstance(max_output_bytes, (int, np.integer)) \
+                or not 0 < max_output_bytes <= _INT64_MAX:
+            raise ValueError(f"max_output_bytes must be a positive integer below 2**63, got "
+                             f"{max_output_bytes!r}")
+        for i, k in enumerate(int(k) for k in fanouts):  # int: numpy integers would wrap
+            if 8 * k > max_output_bytes:
+                raise ValueError(f"num_neighbors[{i}] = {k}: one root's dense_index row alone "
+                                 f"needs {8 * k} bytes, above max_output_bytes = "
+                                 f"{max_output_bytes}")
         self.tcsr = tcsr
         self.num_neighbors = [int(k) for k in fanouts]
         self.strategy = strategy
@@ -113,12 +173,40 @@ class TemporalSampler:
         self.use_pointer_cache = bool(use_pointer_cache)
         self.dedup = bool(dedup)
         self.seed = int(seed)
+        self.max_output_bytes = int(max_output_bytes)
         self._call_index = 0
         self._lock = threading.Lock()
+        # The tensors whose memory the core reads; their version counters reveal in-place writes.
+        self._graph = (tcsr.indptr, tcsr.indices, tcsr.eid, tcsr.ts)
         self._core = _core().Sampler(
-            tcsr.indptr.numpy(), tcsr.indices.numpy(), tcsr.eid.numpy(), tcsr.ts.numpy(),
-            self.num_neighbors, strategy == "uniform", self.prop_time, self.history,
-            self.duration, self.use_pointer_cache, self.dedup, resolve_num_threads(num_threads))
+            *(t.numpy() for t in self._graph), self.num_neighbors, strategy == "uniform",
+            self.prop_time, self.history, self.duration, self.use_pointer_cache, self.dedup,
+            self.max_output_bytes, resolve_num_threads(num_threads))
+        self._versions = self._graph_versions()
+
+    def _graph_versions(self) -> tuple:
+        # Spelled out: runs on every call, and a generator costs three times as much.
+        indptr, indices, eid, ts = self._graph
+        return indptr._version, indices._version, eid._version, ts._version
+
+    def _revalidate_if_modified(self) -> None:
+        """Re-validates the T-CSR when a torch in-place operation wrote to it since the last
+        check (writes through numpy views bump no counter; the core's bounds checks still keep
+        those memory-safe)."""
+        versions = self._graph_versions()
+        if versions == self._versions:
+            return
+        with self._lock:
+            if versions == self._versions:
+                return
+            problem = self._core.validate(self.num_threads)
+            if problem:
+                names = [name for name, old, new in zip(("indptr", "indices", "eid", "ts"),
+                                                        self._versions, versions) if old != new]
+                raise ValueError(f"the T-CSR's {', '.join(names)} changed in place after the "
+                                 f"sampler was built and the graph is no longer valid: {problem}; "
+                                 f"build the TCSR again and a new TemporalSampler")
+            self._versions = versions
 
     @property
     def num_threads(self) -> int:
@@ -146,6 +234,7 @@ class TemporalSampler:
         """
         nodes = to_numpy_1d(root_nodes, "root_nodes", "int")
         ts = to_numpy_1d(root_ts, "root_ts", "float")
+        self._revalidate_if_modified()
         with self._lock:
             call = self._call_index
             self._call_index += 1
