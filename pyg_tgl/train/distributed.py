@@ -229,6 +229,7 @@ def init_distributed(device: torch.device, backend: str = "auto",
         # instead of waiting forever.
         torch.distributed.init_process_group(
             name, timeout=datetime.timedelta(seconds=float(timeout_s)))
+    _thread_lock_for_progress_bars()
     env = DistEnv(rank=rank, world_size=world, local_rank=local, local_world_size=local_world,
                   device=device if name == "nccl" else torch.device("cpu"))
     log.info("rank %d of %d (local %d of %d), backend %s, device %s", rank, world, local,
@@ -236,9 +237,37 @@ def init_distributed(device: torch.device, backend: str = "auto",
     return env, device
 
 
+def _thread_lock_for_progress_bars() -> None:
+    """tqdm guards its bars with a multiprocessing lock by default, a named semaphore that a
+    rank ended by :func:`exit_without_teardown` never releases (the resource tracker then warns
+    of a leaked semaphore at every run's end); a rank's bars only need a thread lock."""
+    import threading
+
+    from tqdm import tqdm
+    tqdm.set_lock(threading.RLock())
+
+
 def shutdown() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def searches_unused_parameters(model: torch.nn.Module, requested: Optional[bool] = None) -> bool:
+    """Whether DDP must search every step's autograd graph for parameters the step left unused
+    (``find_unused_parameters``): ``requested`` when given, else whether ordinary steps of
+    ``model`` leave parameters unused, which is the case for several snapshots (``history >
+    1``, DySAT: an older snapshot without any edge in a whole batch leaves its attention layers
+    out of the graph).
+
+    Single-snapshot models use every parameter in every step, except where a hop of a step has
+    no sampled edge at all (a few events at the start of the stream): there
+    :class:`~pyg_tgl.train.loop.LinkStep` gives every parameter a zero gradient, in one process
+    as under DDP, so the search (and torch's warning each run when it finds nothing) is not
+    needed.
+    """
+    if requested is not None:
+        return bool(requested)
+    return int(getattr(model, "history", 1) or 1) > 1
 
 
 def wrap_ddp(module: torch.nn.Module, env: DistEnv, device: torch.device,

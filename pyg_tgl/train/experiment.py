@@ -31,7 +31,7 @@ from pyg_tgl.train.checkpoint import (load_checkpoint, rng_state, save_checkpoin
                                       seed_everything, set_rng_state)
 from pyg_tgl.train.distributed import DistEnv, worker_threads
 from pyg_tgl.train.edgebank_run import is_edgebank, run_edgebank, validate_edgebank_config
-from pyg_tgl.train.loop import LOSSES, PRECISIONS, LinkTrainer
+from pyg_tgl.train.loop import LOSSES, PRECISIONS, LinkTrainer, default_dtype
 from pyg_tgl.train.schedule import SCHEDULES, VARIANTS, BatchSchedule
 from pyg_tgl.train.splits import cap_split, inductive_mask
 
@@ -197,13 +197,11 @@ def validate_config(cfg: DictConfig) -> None:
                           f"values on this machine: ['auto', 'cpu']")
 
 
-def find_unused_parameters(cfg: DictConfig) -> bool:
-    """``hardware.distributed.find_unused_parameters``; ``auto``: whether the model has
-    attention layers, whose projections a step without any sampled neighbour leaves unused."""
+def find_unused_parameters(cfg: DictConfig) -> Optional[bool]:
+    """``hardware.distributed.find_unused_parameters``; ``None`` for ``auto`` (decided from the
+    model: :func:`~pyg_tgl.train.distributed.searches_unused_parameters`)."""
     value = _get(cfg, "hardware.distributed.find_unused_parameters", "auto")
-    if value == "auto":
-        return _get(cfg, "model.gnn.arch", "identity") != "identity"
-    return bool(value)
+    return None if value == "auto" else bool(value)
 
 
 def validate_dataset(cfg: DictConfig, ds: Any) -> None:
@@ -621,7 +619,9 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
         device, str(_get(cfg, "hardware.distributed.backend", "auto")),
         float(_get(cfg, "hardware.distributed.timeout_s", 300)))
     try:
-        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device)
+        with default_dtype(str(_get(cfg, "hardware.precision", "float32"))):
+            return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist,
+                        device)
     finally:
         if dist.enabled:
             shutdown()
