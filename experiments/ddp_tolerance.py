@@ -14,13 +14,12 @@ next to the difference one process shows between 1 and 2 intra-op threads:
   ``1x600`` with 1 thread and ``2x300`` (one thread per rank).
 
 Writes ``experiments/results/ddp_tolerance.{json,md}``. Run from the repository root:
-``python experiments/ddp_tolerance.py [--seeds 0 1 2 3 4]`` (about an hour on 2 cores).
+``python experiments/ddp_tolerance.py [--seeds 0 1 2 3 4]`` (80 minutes on 2 shared cores).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -117,8 +116,9 @@ def ap_spread(tmp: Path, seeds: List[int]) -> List[Dict[str, Any]]:
 
 
 def _markdown(result: Dict[str, Any]) -> str:
-    out = ["TGN on CollegeMsg (`data=collegemsg`), dropout 0, CPU. `1x600`: one process, batch "
-           "600; `2x300`: two ranks of 300 (gloo, one thread each).", "",
+    out = ["`experiments/ddp_tolerance.py`: TGN on CollegeMsg (`data=collegemsg`), dropout 0, "
+           "x86_64 CPU (2 cores). `1x600`: one process, batch 600; `2x300`: two ranks of 300 "
+           "(gloo, one thread each). Frozen time encoders: `TimeEncoder(trainable=False)`.", "",
            "Largest difference between `1x600` and `2x300` after `k` training steps "
            "(parameters; memory after the validation pass; test AP):", "",
            "| precision | time encoders | k | parameters | memory | test AP |",

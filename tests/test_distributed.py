@@ -83,6 +83,16 @@ def _assert_same_run(one: Path, two: Path, tol: float) -> None:
     assert m2.get("world_size") == 2 and "world_size" not in m1
 
 
+def _one_and_two(tmp_path: Path, base, batch: int, frozen_time: bool = False):
+    """Runs one process with batch ``2 batch`` and two ranks with ``batch``; their run dirs."""
+    home = str(tmp_path / "data")
+    one, two = tmp_path / "one", tmp_path / "two"
+    for nproc, size, out in ((1, 2 * batch, one), (2, batch, two)):
+        cfg = _compose([*base, f"train.batch_size={size}"])
+        launch_local(_rank, nproc, (OmegaConf.to_yaml(cfg), str(out), home, frozen_time))
+    return one, two
+
+
 # ------------------------------------------------------------------------------------------------
 # Pieces
 # ------------------------------------------------------------------------------------------------
@@ -160,17 +170,11 @@ def test_two_ranks_equal_one_process_with_the_doubled_batch(model, options, tmp_
     # comparison a test of the algorithm rather than of float32 summation order.
     base = [f"model={model}", *DATA, *TRAIN, "hardware=cpu", "hardware.precision=float64",
             *options]
-    home = str(tmp_path / "data")
-    one, two = tmp_path / "one", tmp_path / "two"
-    launch_local(_rank, 1,
-                 (OmegaConf.to_yaml(_compose(base + ["train.batch_size=200"])), str(one), home))
-    launch_local(_rank, 2,
-                 (OmegaConf.to_yaml(_compose(base + ["train.batch_size=100"])), str(two), home))
+    one, two = _one_and_two(tmp_path, base, 100)
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["epochs"][0]["num_batches"] == 9 and metrics["epochs"][0]["num_events"] == 1611
-    # The issue's tolerance; observed: TGN 1e-9, APAN 1e-7 (its parameters differ by 1e-9 from
-    # summation order, and the transformer updater amplifies that in memory).
-    _assert_same_run(one, two, 1e-5)
+    # Observed: at most 8e-15 (parameters, memory, metrics) for every case.
+    _assert_same_run(one, two, 1e-10)
     assert not (tmp_path / "two" / "rank1").exists()
 
 
@@ -181,12 +185,7 @@ def test_two_ranks_equal_one_process_where_hops_are_empty(tmp_path):
     # gradients on every rank and in one process alike).
     base = ["model=tgn", *DATA, *TRAIN, "hardware=cpu", "hardware.precision=float64",
             "train.max_events=60"]
-    home = str(tmp_path / "data")
-    one, two = tmp_path / "one", tmp_path / "two"
-    launch_local(_rank, 1,
-                 (OmegaConf.to_yaml(_compose(base + ["train.batch_size=2"])), str(one), home))
-    launch_local(_rank, 2,
-                 (OmegaConf.to_yaml(_compose(base + ["train.batch_size=1"])), str(two), home))
+    one, two = _one_and_two(tmp_path, base, 1)
     assert json.loads((two / "metrics.json").read_text())["epochs"][0]["num_batches"] == 21
     _assert_same_run(one, two, 1e-10)
 
@@ -198,16 +197,11 @@ def test_two_ranks_equal_one_process_on_real_data(tmp_path):
     equal 1 x 200 over 14 steps, validation and test to 1e-10, once the time encoders'
     frequencies are fixed. Trained, they make the comparison chaotic on real time scales (an
     input ``w * dt`` with ``dt`` up to 1e7 s moves by ``dt`` per unit of ``w``): a difference of
-    one float64 rounding grows to 1e-4 in 8 steps (``docs/scaling.md``); with them fixed, nothing
-    grows (observed: 1e-15 after 70 steps)."""
+    one float64 rounding grows to 1e-4 within 5 steps (``docs/scaling.md``); with them fixed,
+    nothing grows (observed: 1e-15 after 70 steps)."""
     base = ["model=tgn", "data=collegemsg", *TRAIN, "hardware=cpu", "hardware.precision=float64",
             "train.max_events=4000", "hardware.num_threads=1"]
-    home = str(tmp_path / "data")
-    one, two = tmp_path / "one", tmp_path / "two"
-    launch_local(_rank, 1, (OmegaConf.to_yaml(_compose(base + ["train.batch_size=200"])),
-                            str(one), home, True))
-    launch_local(_rank, 2, (OmegaConf.to_yaml(_compose(base + ["train.batch_size=100"])),
-                            str(two), home, True))
+    one, two = _one_and_two(tmp_path, base, 100, frozen_time=True)
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["epochs"][0]["num_batches"] == 14 and metrics["test"]["ap"] > 0.5
     _assert_same_run(one, two, 1e-10)

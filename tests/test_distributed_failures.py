@@ -1,7 +1,8 @@
 """Data-parallel failure paths through the command line (``hardware=ddp``, 2 local ranks, gloo
 on CPU): a rank that raises or is killed mid-epoch stops every rank, well before
 ``hardware.distributed.timeout_s``, the error names it, and ``resume=true`` on the same run
-directory then repeats the uninterrupted run exactly.
+directory then repeats the uninterrupted run exactly; a rank that hangs makes the others fail
+after ``timeout_s``, and the error names the hung rank.
 
 Faults are injected by a ``sitecustomize`` module on the ranks' ``PYTHONPATH`` (test code: the
 spawned ranks are fresh interpreters, which import it at start-up) that wraps
@@ -27,9 +28,10 @@ RUN = ["-m", "pyg_tgl.run", "data=synthetic", "data.num_nodes=150", "data.num_ev
        "train.epoch=2", "train.dropout=0.2", "eval.num_negatives=9", "quiet=true",
        "hardware=ddp", "hardware.distributed.nproc_per_node=2"]
 STEPS_PER_EPOCH = 5
-#: The survivors must be stopped by the launcher, not by their collectives' timeout: the test
-#: allows STOP_S after the fault, well under TIMEOUT_S.
-TIMEOUT_S, STOP_S = 120, 60
+#: The survivors of a raise or a kill must be stopped by the launcher, not by their
+#: collectives' timeout: the test allows STOP_S after the fault, well under TIMEOUT_S. A hang
+#: (SIGSTOP) is only noticed by the timeout: HANG_TIMEOUT_S.
+TIMEOUT_S, HANG_TIMEOUT_S, STOP_S = 120, 10, 60
 
 FAULT_HOOK = '''
 import os, sys
@@ -50,7 +52,7 @@ if _spec and any("spawn_main" in a for a in sys.orig_argv):  # a rank, not the l
                 open(os.environ["PYG_TGL_TEST_FIRED"], "w").close()
                 if _kind == "raise":
                     raise RuntimeError(f"injected fault at training step {_step}")
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGSTOP if _kind == "hang" else signal.SIGKILL)
         return _forward(self, batch, weight)
     loop.LinkStep.forward = _faulty
 '''
@@ -78,8 +80,14 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to check the ranks")
-@pytest.mark.parametrize("kind,rank", [("raise", 1), ("kill", 0)])
-def test_a_failing_rank_stops_the_run_and_resume_repeats_it(kind, rank, tmp_path, uninterrupted):
+@pytest.mark.parametrize("kind,rank,message", [
+    ("raise", 1, "rank 1 failed (the other ranks were stopped): RuntimeError: injected fault"),
+    ("kill", 0, "rank 0 died (process 0 terminated with signal SIGKILL)"),
+    ("hang", 1, "rank(s) [1] stopped responding and were stopped: rank 0's collectives timed "
+                "out after hardware.distributed.timeout_s"),
+], ids=["raise", "kill", "hang"])
+def test_a_failing_rank_stops_the_run_and_resume_repeats_it(kind, rank, message, tmp_path,
+                                                            uninterrupted):
     hook, pids, fired = tmp_path / "hook", tmp_path / "pids", tmp_path / "fired"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(FAULT_HOOK)
@@ -88,13 +96,15 @@ def test_a_failing_rank_stops_the_run_and_resume_repeats_it(kind, rank, tmp_path
                PYG_TGL_TEST_FAULT=f"{kind}:{rank}:{STEPS_PER_EPOCH + 3}",  # mid second epoch
                PYG_TGL_TEST_PIDS=str(pids), PYG_TGL_TEST_FIRED=str(fired))
     run_dir = tmp_path / "run"
+    timeout = HANG_TIMEOUT_S if kind == "hang" else TIMEOUT_S
     proc = subprocess.Popen(
-        [sys.executable, *RUN, f"hardware.distributed.timeout_s={TIMEOUT_S}",
+        [sys.executable, *RUN, f"hardware.distributed.timeout_s={timeout}",
          f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
-        # Hang guards, not timings: start-up may be slow; once the fault fired, the launcher
-        # must stop the other rank long before its collectives would time out.
+        # Hang guards, not timings: start-up may be slow; once the fault fired, every rank must
+        # be stopped long before TIMEOUT_S (the launcher stops them; a hang takes
+        # HANG_TIMEOUT_S plus the launcher's grace period).
         deadline = time.monotonic() + 600
         while not fired.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -104,11 +114,13 @@ def test_a_failing_rank_stops_the_run_and_resume_repeats_it(kind, rank, tmp_path
         proc.kill()
     assert proc.returncode == 1, err[-3000:]
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    what = ("failed (the other ranks were stopped): RuntimeError: injected fault"
-            if kind == "raise" else f"died (process {rank} terminated with signal SIGKILL)")
-    assert len(errors) == 1 and errors[0].startswith(f"error: rank {rank} {what}"), err[-3000:]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {message}"), err[-3000:]
     ranks = [int(p) for p in pids.read_text().split()]
     assert len(ranks) == 2 and not any(_alive(p) for p in ranks), "a rank survived"
+    if kind == "raise":  # the failing rank's traceback is on stderr, once
+        assert err.count("Traceback") == 1 and "[rank 1]" in err
+    if kind == "hang":  # resuming after a hang is resuming after a kill
+        return
     # The interrupted run kept its first epoch; resuming there repeats the uninterrupted run.
     assert not json.loads((run_dir / "metrics.json").read_text())["finished"]
     run_cli(RUN + [f"hydra.run.dir={run_dir}", "resume=true"], tmp_path, tmp_path / "data",

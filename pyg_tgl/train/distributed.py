@@ -310,9 +310,9 @@ def _worker(local_rank: int, fn: Callable[..., Any], nprocs: int, port: int,
         # train.log on rank 0). A collective that lost its peer is a consequence: one line.
         import traceback
         trace = traceback.format_exc()
-        if any(m in trace for m in _LOST_PEER):
-            log.error("rank %d stopped: another rank failed (%s)", local_rank,
-                      _exception_line(trace, 200))
+        cause = _peer_cause(trace)
+        if cause:
+            log.error("rank %d stopped: %s (%s)", local_rank, cause, _exception_line(trace, 200))
         else:
             log.error("rank %d failed:\n%s", local_rank, trace.rstrip())
         raise
@@ -378,16 +378,29 @@ def launch_local(fn: Callable[..., Any], nprocs: int, args: Tuple[Any, ...] = ()
                                                context.error_files))
 
 
-#: Messages of a collective that failed because another rank died (gloo, NCCL).
+#: Messages of a collective that failed because another rank died, or that timed out waiting
+#: for one (gloo, NCCL).
 _LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "remote worker",
-              "remote process", "DistBackendError", "communicator was aborted", "Broken pipe")
+              "remote process", "communicator was aborted", "Broken pipe")
+_TIMED_OUT = ("Timed out waiting", "collective operation timeout", "DistBackendError")
+
+
+def _peer_cause(trace: Optional[str]) -> Optional[str]:
+    """Why a rank's traceback is a consequence of another rank, or ``None`` if it is not."""
+    if trace is None:
+        return None
+    if any(m in trace for m in _LOST_PEER):
+        return "another rank failed"
+    if any(m in trace for m in _TIMED_OUT):
+        return "a collective timed out waiting for another rank"
+    return None
 
 
 def _failure_report(failed: List[int], stopped: List[int], procs: Sequence[Any],
                     error_files: Sequence[str]) -> str:
     """One line naming the rank whose failure stopped the run: the first that died of a signal
-    or raised anything but a lost peer; else the first failure, and the ranks that were still
-    running (a hung rank makes the others' collectives time out)."""
+    or raised anything but a consequence of another rank (:func:`_peer_cause`); else the ranks
+    that were still running (hung: the others' collectives timed out waiting for them)."""
     reports = {}
     for rank in failed:
         trace = None
@@ -397,7 +410,11 @@ def _failure_report(failed: List[int], stopped: List[int], procs: Sequence[Any],
                 trace = pickle.load(fh)
             os.unlink(error_files[rank])
         reports[rank] = trace
-    own = [r for r in failed if reports[r] is None or not any(m in reports[r] for m in _LOST_PEER)]
+    own = [r for r in failed if _peer_cause(reports[r]) is None]
+    if not own and stopped:
+        return (f"rank(s) {stopped} stopped responding and were stopped: rank {failed[0]}'s "
+                f"collectives timed out after hardware.distributed.timeout_s "
+                f"({_exception_line(reports[failed[0]] or '', 200)})")
     rank = (own or failed)[0]
     code = procs[rank].exitcode
     if reports[rank] is not None:
@@ -411,9 +428,6 @@ def _failure_report(failed: List[int], stopped: List[int], procs: Sequence[Any],
         what = f"died (process {rank} terminated with signal {name}); the other ranks were stopped"
     else:
         what = f"died (process {rank} exited with code {code}); the other ranks were stopped"
-    if not own and stopped:
-        what += (f"; rank(s) {stopped} had not failed and were stopped: a rank that hangs makes "
-                 f"the others' collectives fail after hardware.distributed.timeout_s")
     return f"rank {rank} {what}"
 
 
