@@ -73,6 +73,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _rank_console(rank: int, quiet: bool) -> logging.Logger:
+    """The root logger with a console handler on stderr, prefixed with the rank: rank 0 at
+    INFO (WARNING when quiet), the others at WARNING, so that their INFO lines, the same as rank
+    0's, are not repeated."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if quiet or rank else logging.INFO)
+    console.setFormatter(logging.Formatter(f"[rank {rank}] [%(asctime)s][%(levelname)s] "
+                                           f"%(message)s"))
+    root.addHandler(console)
+    return root
+
+
 def _spawned_rank(cfg_yaml: str, out_dir: str, progress: bool) -> None:
     """Body of a process started by :func:`local_processes` > 1: logging as the Hydra process
     has it (rank 0: console and ``train.log``; other ranks: warnings, prefixed), then the run."""
@@ -83,13 +97,7 @@ def _spawned_rank(cfg_yaml: str, out_dir: str, progress: bool) -> None:
     rank = env_rank()[0]
     cfg = OmegaConf.create(cfg_yaml)
     quiet = cfg.get("quiet", False) is True
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING if quiet or rank else logging.INFO)
-    console.setFormatter(logging.Formatter(f"[rank {rank}] [%(asctime)s][%(levelname)s] "
-                                           f"%(message)s"))
-    root.addHandler(console)
+    root = _rank_console(rank, quiet)
     if rank == 0:
         logfile = logging.FileHandler(Path(out_dir) / "train.log")
         logfile.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - "
@@ -139,6 +147,8 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
         _quiet_console()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     ranks = env_rank()
+    if ranks is not None and ranks[0] > 0:  # torchrun: Hydra configured no logging here
+        _rank_console(ranks[0], quiet)
     try:
         if cfg.get("tgl_config"):
             cfg = _with_tgl_config(cfg)
@@ -200,11 +210,14 @@ def _tgl_run_dir(argv: List[str]) -> List[str]:
 
 def _secondary_rank_overrides(argv: List[str]) -> List[str]:
     """Command line of a ``torchrun`` rank > 0: rank 0 alone writes the run directory, so the
-    others get no directory, no ``.hydra/`` and a console-only log."""
+    others get no directory, no ``.hydra/`` and no log of Hydra's (:func:`task` gives them a
+    console for warnings)."""
     keep = [a for a in argv if not a.lstrip("+~").startswith(("hydra.run.dir=",
                                                               "hydra.output_subdir=",
-                                                              "hydra/job_logging="))]
-    return keep + ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+                                                              "hydra/job_logging=",
+                                                              "hydra/hydra_logging="))]
+    return keep + ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none",
+                   "hydra/hydra_logging=none"]
 
 
 def main() -> None:

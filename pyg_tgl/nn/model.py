@@ -45,7 +45,9 @@ STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
                   "float16": torch.float16}
 
 
-def _storage_dtype(name: str) -> torch.dtype:
+def _storage_dtype(name: Optional[str]) -> Optional[torch.dtype]:
+    if name is None:  # torch's default dtype (float64 under hardware.precision=float64)
+        return None
     if str(name) not in STORAGE_DTYPES:
         raise ValueError(f"model config: memory.storage_dtype must be one of "
                          f"{list(STORAGE_DTYPES)}, got {name!r}")
@@ -176,7 +178,7 @@ class TemporalGNN(torch.nn.Module):
                 mail_combine=str(mem_cfg.get("mail_combine", "last")),
                 num_heads=int(mem_cfg.get("attention_head", 2)),
                 dropout=dropout, att_dropout=att_dropout,
-                dtype=_storage_dtype(mem_cfg.get("storage_dtype", "float32")))
+                dtype=_storage_dtype(mem_cfg.get("storage_dtype", None)))
             if self.combine_node_feature and dim_node_feat and dim_node_feat != mem_dim:
                 self.node_feat_map = torch.nn.Linear(dim_node_feat, mem_dim)
             dim_input = mem_dim

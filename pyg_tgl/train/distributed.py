@@ -37,6 +37,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -229,6 +230,7 @@ def init_distributed(device: torch.device, backend: str = "auto",
         # instead of waiting forever.
         torch.distributed.init_process_group(
             name, timeout=datetime.timedelta(seconds=float(timeout_s)))
+    _thread_lock_for_progress_bars()
     env = DistEnv(rank=rank, world_size=world, local_rank=local, local_world_size=local_world,
                   device=device if name == "nccl" else torch.device("cpu"))
     log.info("rank %d of %d (local %d of %d), backend %s, device %s", rank, world, local,
@@ -236,9 +238,37 @@ def init_distributed(device: torch.device, backend: str = "auto",
     return env, device
 
 
+def _thread_lock_for_progress_bars() -> None:
+    """tqdm guards its bars with a multiprocessing lock by default, a named semaphore that a
+    rank ended by :func:`exit_without_teardown` never releases (the resource tracker then warns
+    of a leaked semaphore at every run's end); a rank's bars only need a thread lock."""
+    import threading
+
+    from tqdm import tqdm
+    tqdm.set_lock(threading.RLock())
+
+
 def shutdown() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def searches_unused_parameters(model: torch.nn.Module, requested: Optional[bool] = None) -> bool:
+    """Whether DDP must search every step's autograd graph for parameters the step left unused
+    (``find_unused_parameters``): ``requested`` when given, else whether ordinary steps of
+    ``model`` leave parameters unused, which is the case for several snapshots (``history >
+    1``, DySAT: an older snapshot without any edge in a whole batch leaves its attention layers
+    out of the graph).
+
+    Single-snapshot models use every parameter in every step, except where a hop of a step has
+    no sampled edge at all (a few events at the start of the stream): there
+    :class:`~pyg_tgl.train.loop.LinkStep` gives every parameter a zero gradient, in one process
+    as under DDP, so the search (and torch's warning each run when it finds nothing) is not
+    needed.
+    """
+    if requested is not None:
+        return bool(requested)
+    return int(getattr(model, "history", 1) or 1) > 1
 
 
 def wrap_ddp(module: torch.nn.Module, env: DistEnv, device: torch.device,
@@ -273,7 +303,19 @@ def _worker(local_rank: int, fn: Callable[..., Any], nprocs: int, port: int,
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                        "RANK": str(local_rank), "LOCAL_RANK": str(local_rank),
                        "WORLD_SIZE": str(nprocs), "LOCAL_WORLD_SIZE": str(nprocs)})
-    fn(*args)
+    try:
+        fn(*args)
+    except Exception:
+        # The launcher's error is one line; the traceback goes to this rank's log (stderr, and
+        # train.log on rank 0). A collective that lost its peer is a consequence: one line.
+        import traceback
+        trace = traceback.format_exc()
+        cause = _peer_cause(trace)
+        if cause:
+            log.error("rank %d stopped: %s (%s)", local_rank, cause, _exception_line(trace, 200))
+        else:
+            log.error("rank %d failed:\n%s", local_rank, trace.rstrip())
+        raise
     exit_without_teardown()
 
 
@@ -296,12 +338,17 @@ def exit_without_teardown(code: int = 0) -> None:
     os._exit(code)
 
 
-def launch_local(fn: Callable[..., Any], nprocs: int, args: Tuple[Any, ...] = ()) -> None:
+def launch_local(fn: Callable[..., Any], nprocs: int, args: Tuple[Any, ...] = (),
+                 grace_s: float = 5.0) -> None:
     """Runs ``fn(*args)`` in ``nprocs`` fresh processes (ranks ``0..nprocs-1`` of one machine,
     rendezvous on 127.0.0.1), as ``torchrun --nproc_per_node=nprocs`` would.
 
-    When a rank fails, the others are stopped and :class:`DistributedError` names the rank.
+    When a rank fails, the others get ``grace_s`` seconds to fail too (a collective that loses a
+    peer fails at once) and are then stopped; :class:`DistributedError` names the rank that
+    failed first on its own, not those that only lost it as a peer.
     """
+    import multiprocessing.connection
+
     import torch.multiprocessing as mp
     port = free_port()
     # Ranks that share cores must not spin: an idle OpenMP pool (torch's, or the sampler's)
@@ -309,20 +356,84 @@ def launch_local(fn: Callable[..., Any], nprocs: int, args: Tuple[Any, ...] = ()
     # sampling 7.6 -> 0.6 ms and 17% more events/s per step, experiments/bench_ddp.py). Read at
     # OpenMP start-up, so it is set for the children before they exist.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        mp.start_processes(_worker, args=(fn, nprocs, port, tuple(args)), nprocs=nprocs,
-                           join=True, start_method="spawn")
-    except mp.ProcessRaisedException as e:
-        raise DistributedError(f"rank {e.error_index} failed (the other ranks were stopped): "
-                               f"{_exception_line(str(e))}") from None
-    except mp.ProcessExitedException as e:
-        raise DistributedError(f"rank {e.error_index} died ({e}); the other ranks were "
-                               f"stopped") from None
+    context = mp.start_processes(_worker, args=(fn, nprocs, port, tuple(args)), nprocs=nprocs,
+                                 join=False, start_method="spawn")
+    procs = context.processes
+    pending = {p.sentinel: rank for rank, p in enumerate(procs)}
+    failed: List[int] = []  # in the order their exits were seen
+    deadline = None
+    while pending and (deadline is None or time.monotonic() < deadline):
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        for sentinel in multiprocessing.connection.wait(list(pending), timeout=wait):
+            rank = pending.pop(sentinel)
+            procs[rank].join()
+            if procs[rank].exitcode != 0:
+                failed.append(rank)
+                deadline = deadline or time.monotonic() + grace_s
+    for rank in pending.values():  # still running after the grace period
+        procs[rank].kill()
+        procs[rank].join()
+    if failed:
+        raise DistributedError(_failure_report(failed, sorted(pending.values()), procs,
+                                               context.error_files))
+
+
+#: Messages of a collective that failed because another rank died, or that timed out waiting
+#: for one (gloo, NCCL).
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "remote worker",
+              "remote process", "communicator was aborted", "Broken pipe")
+_TIMED_OUT = ("Timed out waiting", "collective operation timeout", "DistBackendError")
+
+
+def _peer_cause(trace: Optional[str]) -> Optional[str]:
+    """Why a rank's traceback is a consequence of another rank, or ``None`` if it is not."""
+    if trace is None:
+        return None
+    if any(m in trace for m in _LOST_PEER):
+        return "another rank failed"
+    if any(m in trace for m in _TIMED_OUT):
+        return "a collective timed out waiting for another rank"
+    return None
+
+
+def _failure_report(failed: List[int], stopped: List[int], procs: Sequence[Any],
+                    error_files: Sequence[str]) -> str:
+    """One line naming the rank whose failure stopped the run: the first that died of a signal
+    or raised anything but a consequence of another rank (:func:`_peer_cause`); else the ranks
+    that were still running (hung: the others' collectives timed out waiting for them)."""
+    reports = {}
+    for rank in failed:
+        trace = None
+        if os.access(error_files[rank], os.R_OK):
+            import pickle
+            with open(error_files[rank], "rb") as fh:
+                trace = pickle.load(fh)
+            os.unlink(error_files[rank])
+        reports[rank] = trace
+    own = [r for r in failed if _peer_cause(reports[r]) is None]
+    if not own and stopped:
+        return (f"rank(s) {stopped} stopped responding and were stopped: rank {failed[0]}'s "
+                f"collectives timed out after hardware.distributed.timeout_s "
+                f"({_exception_line(reports[failed[0]] or '', 200)})")
+    rank = (own or failed)[0]
+    code = procs[rank].exitcode
+    if reports[rank] is not None:
+        what = f"failed (the other ranks were stopped): {_exception_line(reports[rank])}"
+    elif code < 0:
+        import signal
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        what = f"died (process {rank} terminated with signal {name}); the other ranks were stopped"
+    else:
+        what = f"died (process {rank} exited with code {code}); the other ranks were stopped"
+    return f"rank {rank} {what}"
 
 
 def _exception_line(report: str, limit: int = 400) -> str:
     """``Type: message`` of the last exception in a child's traceback report (its first line;
-    the full traceback is on the child's stderr)."""
+    :func:`_worker` logs the full traceback on the child's stderr)."""
     lines = report.strip().splitlines()
     for i in range(len(lines) - 1, -1, -1):
         head = lines[i].split(":", 1)[0]

@@ -28,7 +28,7 @@ from pyg_tgl.train.callbacks import Callback, RunInfo, build_callbacks
 from pyg_tgl.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything
 from pyg_tgl.train.distributed import DistEnv, worker_threads
 from pyg_tgl.train.edgebank_run import is_edgebank, run_edgebank
-from pyg_tgl.train.loop import EpochProgress, LinkTrainer
+from pyg_tgl.train.loop import EpochProgress, LinkTrainer, default_dtype
 from pyg_tgl.train.metrics import test_summary
 from pyg_tgl.train.optim import build_optimizer, current_lr
 from pyg_tgl.train.protocol import score_test
@@ -45,13 +45,11 @@ from pyg_tgl.train.validation import (ConfigError, _get, check_split,  # noqa: F
 log = logging.getLogger("pyg_tgl")
 
 
-def find_unused_parameters(cfg: DictConfig) -> bool:
-    """``hardware.distributed.find_unused_parameters``; ``auto``: whether the model has
-    attention layers, whose projections a step without any sampled neighbour leaves unused."""
+def find_unused_parameters(cfg: DictConfig) -> Optional[bool]:
+    """``hardware.distributed.find_unused_parameters``; ``None`` for ``auto`` (decided from the
+    model: :func:`~pyg_tgl.train.distributed.searches_unused_parameters`)."""
     value = _get(cfg, "hardware.distributed.find_unused_parameters", "auto")
-    if value == "auto":
-        return _get(cfg, "model.gnn.arch", "identity") != "identity"
-    return bool(value)
+    return None if value == "auto" else bool(value)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -386,8 +384,9 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
         device, str(_get(cfg, "hardware.distributed.backend", "auto")),
         float(_get(cfg, "hardware.distributed.timeout_s", 300)))
     try:
-        return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist, device,
-                    callbacks)
+        with default_dtype(str(_get(cfg, "hardware.precision", "float32"))):
+            return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist,
+                        device, callbacks)
     finally:
         if dist.enabled:
             shutdown()

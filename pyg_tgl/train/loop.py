@@ -23,22 +23,40 @@ host synchronisation.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_tgl.train.callbacks import CallbackList
-from pyg_tgl.train.distributed import DistEnv, gather_writes, wrap_ddp
+from pyg_tgl.train.distributed import (DistEnv, gather_writes, searches_unused_parameters,
+                                       wrap_ddp)
 from pyg_tgl.train.metrics import LinkMetricAccumulator
 from pyg_tgl.train.progress import progress as _progress
 from pyg_tgl.train.schedule import BatchSchedule
 
 LOSSES = ("bce",)
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "float64")
+
+
+@contextlib.contextmanager
+def default_dtype(precision: str) -> Iterator[None]:
+    """torch's default dtype while a run builds, trains and evaluates its model: float64 under
+    ``precision="float64"`` (parameters, memory, mails and every intermediate; features are
+    cast where they are read), otherwise left as it is. Restored on exit."""
+    if precision != "float64":
+        yield
+        return
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def link_loss(pos: Tensor, neg: Tensor, loss: str = "bce") -> Tensor:
@@ -59,33 +77,50 @@ class LinkStep(torch.nn.Module):
     Args:
         model (torch.nn.Module): the temporal GNN (``score(batch) -> (pos, neg)``).
         loss (str): ``"bce"``.
-        precision (str): ``"float32"`` or ``"bfloat16"`` (autocast of forward and loss).
+        precision (str): ``"float32"``, ``"bfloat16"`` (autocast of forward and loss) or
+            ``"float64"`` (the model must have been built under :func:`default_dtype`).
+        grad_all_parameters (bool): a step with a hop without any sampled edge (whose
+            attention layer then uses none of its parameters) gives every parameter a zero
+            gradient instead of none, so that DDP needs no search for unused parameters
+            (:func:`~pyg_tgl.train.distributed.searches_unused_parameters`).
     """
 
     def __init__(self, model: torch.nn.Module, loss: str = "bce",
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", grad_all_parameters: bool = False) -> None:
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
         self.model = model
         self.loss = loss
         self.precision = precision
+        self.grad_all_parameters = bool(grad_all_parameters)
+
+    def _zero(self) -> Tensor:
+        """A zero that involves every trainable parameter (each gets a zero gradient)."""
+        return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
 
     def forward(self, batch: Any, weight: float = 1.0) -> Tuple[Tensor, Tensor, Tensor]:
         """Returns ``(weight * loss, pos [B], neg [num_neg * B])``."""
         if batch.num_events == 0:
             # An empty slice of a tiny global batch (data parallel): a zero loss that still
             # involves every parameter, so DDP's gradient all-reduce runs on every rank.
-            zero = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+            zero = self._zero()
             empty = torch.empty(0, device=zero.device)
             return zero, empty, empty
         device = next(self.model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16,
                             enabled=self.precision == "bfloat16"):
             pos, neg = self.model.score(batch)
+        if self.precision == "bfloat16":
             # Logits go back to float32 so the loss and the metrics keep full precision.
             pos, neg = pos.float(), neg.float()
-        return link_loss(pos, neg, self.loss) * weight, pos, neg
+        out = link_loss(pos, neg, self.loss) * weight
+        if self.grad_all_parameters and any(hop.num_edges == 0 for hops in batch.blocks
+                                            for hop in hops):
+            # Host-known sizes: no synchronisation. Same rule in one process and in each rank,
+            # so the averaged gradients still equal one process's.
+            out = out + self._zero()
+        return out, pos, neg
 
 
 @dataclass
@@ -139,11 +174,15 @@ class LinkTrainer:
         precision (str): ``"float32"``, or ``"bfloat16"`` to run forward and loss under
             :func:`torch.autocast` (matrix products in bfloat16, parameters, optimizer and the
             stored memory stay float32); on CPUs with AVX-512 BF16 or AMX this is the largest
-            single speed-up (see ``docs/performance.md``).
+            single speed-up (see ``docs/performance.md``); ``"float64"`` for a model built
+            under :func:`default_dtype` (double precision throughout, for numerical checks).
         dist (DistEnv, optional): this process's rank for data-parallel training (see
             :mod:`pyg_tgl.train.distributed`): the schedule and the loaders then hold *global*
             batches, of which the loaders yield this rank's slice.
-        find_unused_parameters (bool): passed to DDP.
+        find_unused_parameters (bool, optional): DDP's option; ``None`` decides from the model
+            (:func:`~pyg_tgl.train.distributed.searches_unused_parameters`). Without the
+            search, steps whose hop has no sampled edge give every parameter a zero gradient
+            (``LinkStep(grad_all_parameters=True)``), in one process too.
         host_plans (bool): have the loaders compute the model's index work
             (:meth:`~pyg_tgl.nn.TemporalGNN.index_plan`: deduplications by ``torch.unique``) on
             the host, in their prefetch thread: on an accelerator, where each ``torch.unique``
@@ -161,7 +200,7 @@ class LinkTrainer:
                  schedule: BatchSchedule, device: Any = "cpu", loss: str = "bce",
                  ties: str = "average", progress: bool = True, sync_timers: bool = True,
                  precision: str = "float32", dist: Optional[DistEnv] = None,
-                 find_unused_parameters: bool = False, host_plans: bool = False,
+                 find_unused_parameters: Optional[bool] = None, host_plans: bool = False,
                  min_subset_events: int = 50,
                  callbacks: Optional[CallbackList] = None) -> None:
         self.model = model
@@ -173,8 +212,9 @@ class LinkTrainer:
         self.ties = ties
         self.progress = progress
         self.dist = dist if dist is not None else DistEnv(device=self.device)
-        self.step = LinkStep(model, loss, precision)
-        self.train_step = wrap_ddp(self.step, self.dist, self.device, find_unused_parameters)
+        search = searches_unused_parameters(model, find_unused_parameters)
+        self.step = LinkStep(model, loss, precision, grad_all_parameters=not search)
+        self.train_step = wrap_ddp(self.step, self.dist, self.device, search)
         self._sync: Callable[[], None] = (
             (lambda: torch.cuda.synchronize(self.device))
             if sync_timers and self.device.type == "cuda" else (lambda: None))
