@@ -97,8 +97,11 @@ def test_a_failing_rank_stops_the_run_and_resume_repeats_it(kind, rank, message,
                PYG_TGL_TEST_PIDS=str(pids), PYG_TGL_TEST_FIRED=str(fired))
     run_dir = tmp_path / "run"
     timeout = HANG_TIMEOUT_S if kind == "hang" else TIMEOUT_S
+    # The killed run also checkpoints inside epochs (every 2 steps): it resumes mid-epoch, with
+    # every rank's losses and random streams of that step.
+    inside = ["train.checkpoint_every=2"] if kind == "kill" else []
     proc = subprocess.Popen(
-        [sys.executable, *RUN, f"hardware.distributed.timeout_s={timeout}",
+        [sys.executable, *RUN, *inside, f"hardware.distributed.timeout_s={timeout}",
          f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
@@ -121,8 +124,12 @@ def test_a_failing_rank_stops_the_run_and_resume_repeats_it(kind, rank, message,
         assert err.count("Traceback") == 1 and "[rank 1]" in err
     if kind == "hang":  # resuming after a hang is resuming after a kill
         return
-    # The interrupted run kept its first epoch; resuming there repeats the uninterrupted run.
+    # The interrupted run kept its first epoch (and, killed, 2 steps of its second); resuming
+    # there repeats the uninterrupted run.
     assert not json.loads((run_dir / "metrics.json").read_text())["finished"]
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 0 and (last.get("mid_epoch") or {}).get("next_batch") == (
+        2 if kind == "kill" else None)
     run_cli(RUN + [f"hydra.run.dir={run_dir}", "resume=true"], tmp_path, tmp_path / "data",
             timeout=600)
     (full_params, full), (params, resumed) = uninterrupted, _state(run_dir)
