@@ -60,8 +60,8 @@ PROTOCOL = ["train.epoch=5", "train.batch_size=200", "train.num_negatives=1",
 
 #: Per-model additions: JODIE samples no neighbours in TGL, so its pair features would be zero;
 #: 10 recent neighbours are sampled for the pair term only (its embedding ignores them).
-MODEL_OVERRIDES = {"jodie": ["model.sampling.no_sample=false", "+model.sampling.layer=1",
-                             "+model.sampling.neighbor=[10]", "+model.sampling.strategy=recent"],
+MODEL_OVERRIDES = {"jodie": ["model.sampling.no_sample=false", "model.sampling.layer=1",
+                             "model.sampling.neighbor=[10]", "model.sampling.strategy=recent"],
                    # The pair term needs the negatives' neighbourhoods, which TGL's APAN skips.
                    "apan": ["model.sampling.no_neg=false"],
                    # The 10 most recent neighbours (DyGLib's default) instead of TGL's uniform

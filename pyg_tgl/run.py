@@ -2,7 +2,7 @@ r"""Hydra entry point: ``python -m pyg_tgl.run [overrides]``.
 
 .. code-block:: bash
 
-    python -m pyg_tgl.run                                   # TGN on CollegeMsg (offline)
+    python -m pyg_tgl.run                                   # the best documented run (preset=best)
     python -m pyg_tgl.run model=tgat data=wikipedia train.epoch=5
     python -m pyg_tgl.run schedule=random_chunk train.batch_size=4000
     python -m pyg_tgl.run tgl_config=path/to/TGN.yml        # TGL's own model file
@@ -23,21 +23,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-_PKG = Path(__file__).resolve().parent
-
-
 def config_dir() -> str:
-    """The configuration folder: the source checkout's ``conf/`` when running from one (an
-    editable install, so edits take effect), else the copy installed as ``pyg_tgl/conf``."""
-    repo = _PKG.parent
-    if (repo / "conf" / "config.yaml").is_file() and (repo / "setup.cfg").is_file():
-        return str(repo / "conf")
-    installed = _PKG / "conf"
-    if (installed / "config.yaml").is_file():
-        return str(installed)
-    raise FileNotFoundError(
-        f"pyg_tgl's configuration folder is missing: neither {repo / 'conf'} nor {installed} "
-        f"holds config.yaml; reinstall the package")
+    """The configuration folder (:func:`pyg_tgl.config.paths.config_dir`); the schema is
+    registered with Hydra on the way, so ``compose`` of this folder finds it."""
+    import pyg_tgl.config.schema as schema
+    from pyg_tgl.config.paths import config_dir as folder
+    schema.register()
+    return folder()
 
 
 def _quiet_console() -> None:
@@ -116,17 +108,11 @@ def _spawned_rank(cfg_yaml: str, out_dir: str, progress: bool) -> None:
 def _with_tgl_config(cfg: Any) -> Any:
     """``cfg`` with the model of its ``tgl_config`` file, under the preset and the command line."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
-    from pyg_tgl.train.tgl_config import apply_tgl_config, command_line_keep
+    from pyg_tgl.config.compose import tgl_file_config
     hydra_cfg = HydraConfig.get()
-    preset_name = hydra_cfg.runtime.choices.get("preset")
-    preset = None
-    if preset_name:
-        preset = OmegaConf.to_container(
-            OmegaConf.load(Path(config_dir()) / "preset" / f"{preset_name}.yaml"))
-    keep = command_line_keep(hydra_cfg.overrides.task, preset)
-    return apply_tgl_config(cfg, cfg.tgl_config, keep)
+    return tgl_file_config(cfg, hydra_cfg.overrides.task,
+                           hydra_cfg.runtime.choices.get("preset"), config_dir())
 
 
 def task(cfg: Any) -> Optional[Dict[str, Any]]:
@@ -141,7 +127,8 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     from pyg_tgl.train.checkpoint import CheckpointWriteError
     from pyg_tgl.train.distributed import DistributedError, env_rank, launch_local
     from pyg_tgl.train.experiment import ConfigError, run_experiment
-    from pyg_tgl.train.validation import normalize_config, validate_config
+    from pyg_tgl.config.check import check_config
+    from pyg_tgl.config.recipe import best_note
     quiet = cfg.get("quiet", False) is True
     if quiet:
         _quiet_console()
@@ -152,8 +139,11 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     try:
         if cfg.get("tgl_config"):
             cfg = _with_tgl_config(cfg)
-        cfg = normalize_config(cfg)
-        validate_config(cfg)  # here, once, rather than in every rank
+        cfg = check_config(cfg)  # here, once, rather than in every rank
+        note = best_note(HydraConfig.get().runtime.choices.get("preset"), str(cfg.model.name),
+                         HydraConfig.get().overrides.task)
+        if note is not None and (ranks is None or ranks[0] == 0):
+            logging.getLogger("pyg_tgl").info("%s", note)
         progress = show_progress(cfg) and (ranks is None or ranks[0] == 0)
         nproc = local_processes(cfg)
         if nproc > 1:
@@ -223,8 +213,10 @@ def _secondary_rank_overrides(argv: List[str]) -> List[str]:
 def main() -> None:
     """Console entry point (``pyg-tgl``, or ``python -m pyg_tgl.run``)."""
     import hydra
-    from pyg_tgl.overrides import check_group_choices, check_overrides
+    from pyg_tgl.config.overrides import check_group_choices, check_overrides
+    from pyg_tgl.config.recipe import with_default_preset
     conf = config_dir()
+    sys.argv[1:] = with_default_preset(sys.argv[1:])  # no model chosen: preset=best
     error = check_group_choices(sys.argv[1:], conf)
     if error is None:
         sys.argv[1:], error = check_overrides(sys.argv[1:], conf)

@@ -320,12 +320,12 @@ def test_accuracy_benchmark_configurations_are_valid():
     (DySAT's snapshot length scales with the data set's time span, TGAT samples recent
     neighbours)."""
     bench = _bench_module()
-    from pyg_tgl.train.experiment import validate_config
+    from pyg_tgl.config import check_config
 
     for data in bench.DATASETS:
         for model in bench.MODELS:
             cfg = bench.compose(model, data, 0, [])
-            validate_config(cfg)
+            check_config(cfg)
             assert (cfg.train.epoch, cfg.train.batch_size, cfg.train.lr) == (5, 200, 1e-4)
             assert cfg.eval.memory_carry and cfg.model.gnn.pair_features
         assert bench.compose("dysat", data, 0, []).model.sampling.duration == \

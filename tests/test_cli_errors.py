@@ -15,7 +15,8 @@ from hydra import compose, initialize_config_dir
 
 from pyg_tgl.run import config_dir
 from pyg_tgl.train.run_lock import RunDirLock
-from pyg_tgl.train.validation import ConfigError, normalize_config, validate_config
+from pyg_tgl.config import ConfigError
+from pyg_tgl.config import compose as compose_run
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["quiet=true", "train.epoch=1", "train.max_events=600", "eval.num_negatives=2"]
@@ -84,7 +85,7 @@ def cfg_of(*overrides):
 ])
 def test_bad_values_are_refused_naming_the_option(override, message):
     with pytest.raises(ConfigError) as e:
-        validate_config(normalize_config(cfg_of(override)))
+        compose_run([override])
     assert message in str(e.value)
 
 

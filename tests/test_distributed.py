@@ -140,11 +140,11 @@ def test_sharded_loader_yields_each_ranks_slice_of_the_global_batch(make_graph):
 
 
 def test_ddp_options_are_checked():
-    from pyg_tgl.train.experiment import ConfigError, validate_config
+    from pyg_tgl.config import ConfigError, compose
     with pytest.raises(ConfigError, match="nproc_per_node=0"):
-        validate_config(_compose(["hardware=ddp", "hardware.distributed.nproc_per_node=0"]))
+        compose(["hardware=ddp", "hardware.distributed.nproc_per_node=0"])
     with pytest.raises(ConfigError, match="backend='mpi'.*allowed"):
-        validate_config(_compose(["hardware.distributed.backend=mpi"]))
+        compose(["hardware.distributed.backend=mpi"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ builds the same model as pyg_tgl's shipped configuration, the command line and t
 over the file, and bad files fail with a message naming the file and the option."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import yaml
 from cli import run_cli
 from omegaconf import OmegaConf
 
+from pyg_tgl.config.model import GnnConfig
 from pyg_tgl.nn import TemporalGNN
 from pyg_tgl.train.experiment import ConfigError, sampling_options
-from pyg_tgl.train.tgl_config import (MODEL_KEYS, apply_tgl_config, command_line_keep,
-                                      read_tgl_config, to_yaml)
+from pyg_tgl.train.tgl_config import (MODEL_SECTIONS, apply_tgl_config, command_line_keep,
+                                      read_tgl_config, section_keys, to_yaml)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,8 +198,9 @@ def test_shipped_model_keys_are_all_known():
     cannot be refused in a user's TGL file)."""
     for path in sorted((REPO / "conf" / "model").glob("*.yaml")):
         model = yaml.safe_load(path.read_text())["model"]
-        for section, known in MODEL_KEYS.items():
-            assert set(model.get(section) or {}) <= set(known), (path.name, section)
+        for section in MODEL_SECTIONS:
+            assert set(model.get(section) or {}) <= set(section_keys(section)), (path.name,
+                                                                                 section)
 
 
 def test_reorder_all_on_gpu_and_precedence(tmp_path):
@@ -263,8 +266,9 @@ def test_run_trains_from_a_tgl_file(tmp_path, tmp_path_factory):
             tmp_path, base / "pyg_tgl_data")
     (run_dir,) = (tmp_path / "outputs").glob("jodie_collegemsg/*")
     cfg = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+    # The file's keys, every other option at the schema's default (not the model group's).
     assert cfg["model"]["name"] == "jodie" and cfg["model"]["gnn"] == {
-        "arch": "identity", "time_transform": "JODIE"}
+        **dataclasses.asdict(GnnConfig()), "arch": "identity", "time_transform": "JODIE"}
     assert (cfg["train"]["epoch"], cfg["train"]["batch_size"]) == (1, 200)  # command line
     assert cfg["train"]["dropout"] == 0.1  # the file
     assert cfg["schedule"] == {"name": "random_chunk", "reorder": 4, "variant": "tgl"}

@@ -17,7 +17,8 @@ from test_train_loop import SMALL, _isolated, cfg_of  # noqa: F401
 
 from pyg_tgl.train import loggers, loop
 from pyg_tgl.train.callbacks import Callback
-from pyg_tgl.train.experiment import ConfigError, run_experiment, validate_config
+from pyg_tgl.config import compose as compose_run
+from pyg_tgl.train.experiment import ConfigError, run_experiment
 
 JODIE = [*SMALL, "model=jodie"]
 
@@ -263,12 +264,13 @@ def test_wandb_and_mlflow_loggers_make_the_expected_calls(tmp_path, monkeypatch)
                                r"\['csv', 'tensorboard', 'wandb', 'mlflow'\]"),
     (["logger=[csv,csv]"], r"'csv' is listed twice"),
     (["logger=[wandb]", "+logger_options.wandb.colour=red"],
-     r"logger_options.wandb.colour is not an option of the wandb logger"),
+     r"unknown option 'logger_options.wandb.colour'; 'logger_options.wandb' has no such "
+     r"option; its options: entity, mode, name, project, tags"),
 ])
 def test_bad_logger_options(overrides, match, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", _module("wandb"))
     with pytest.raises(ConfigError, match=match) as info:
-        validate_config(cfg_of(*overrides))
+        compose_run(overrides)
     assert "\n" not in str(info.value)
 
 
@@ -276,7 +278,7 @@ def test_a_missing_logger_package_names_the_pip_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"logger='mlflow' needs the 'mlflow' package, which "
                                           r"is not installed; pip install mlflow"):
-        validate_config(cfg_of("logger=[csv,mlflow]"))
+        compose_run(["logger=[csv,mlflow]"])
 
 
 def test_scalar_names():

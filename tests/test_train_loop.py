@@ -12,7 +12,8 @@ from hydra import compose, initialize_config_dir
 from pyg_tgl.run import config_dir
 from pyg_tgl.train import loop
 from pyg_tgl.train.checkpoint import load_checkpoint, save_checkpoint
-from pyg_tgl.train.experiment import ConfigError, run_experiment, validate_config
+from pyg_tgl.config import compose as compose_run
+from pyg_tgl.train.experiment import ConfigError, run_experiment
 from pyg_tgl.train.node import TemporalEmbedder, train_classifier
 
 # Small and fast: 2,400 events of CollegeMsg, batches of 200.
@@ -267,7 +268,7 @@ def test_sampling_dedup_reaches_the_sampler_and_keeps_recent_runs(tmp_path, monk
 ])
 def test_bad_options_one_clear_line(overrides, match):
     with pytest.raises(ConfigError, match=match) as info:
-        validate_config(cfg_of(*overrides))
+        compose_run(overrides)
     assert "\n" not in str(info.value)
 
 

@@ -27,8 +27,15 @@ def conf_dir() -> Optional[Path]:
 
 def data_config(name: str, overrides: Sequence[str] = ()) -> Dict[str, Any]:
     """The ``data`` configuration of ``name`` (its YAML, else ``{name: name}``) with
-    ``data.key=value`` overrides applied; values are parsed as YAML (``null``, numbers, lists)."""
+    ``data.key=value`` overrides applied (values are parsed as YAML: ``null``, numbers, lists),
+    read through the schema: every option, checked.
+
+    Raises:
+        ConfigError: an unknown option or a bad value (one line).
+    """
     from omegaconf import OmegaConf
+
+    from pyg_tgl.config.check import check_section
 
     folder = conf_dir()
     path = folder / f"{name}.yaml" if folder is not None else None
@@ -41,7 +48,9 @@ def data_config(name: str, overrides: Sequence[str] = ()) -> Dict[str, Any]:
             raise SystemExit(f"bad override {o!r}: expected data.<option>=<value>\n{USAGE}")
         dotlist.append(f"{key[len('data.'):]}={value}")
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    options = OmegaConf.to_container(cfg, resolve=True)
+    options.pop("defaults", None)  # the YAML's pick of its schema class
+    return check_section("data", options)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -65,9 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     name = names[0][len("data="):]
     overrides = [a for a in rest if not a.startswith("data=")]
-    cfg = data_config(name, overrides)
     try:
-        ds = load_dataset(**cfg)
+        ds = load_dataset(**data_config(name, overrides))
     except (FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
         # Bad input or a missing file: the message says what to do; a traceback would not help.
         print(f"error: {e}", file=sys.stderr)

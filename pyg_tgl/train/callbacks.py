@@ -175,19 +175,6 @@ def _entries(cfg: Any) -> List[Any]:
                       f"(or a mapping of names to such entries)")
 
 
-def validate_callbacks_config(cfg: Any) -> None:
-    """Checks that every ``callbacks`` entry names a ``_target_`` (before anything is loaded).
-
-    Raises:
-        ConfigError: naming the entry.
-    """
-    for where, entry in _entries(cfg):
-        target = entry.get("_target_", None) if isinstance(entry, DictConfig) else None
-        if not isinstance(target, str) or not target:
-            raise ConfigError(f"{where}={entry!r}: expected a mapping with a _target_ naming a "
-                              f"Callback class, e.g. {{_target_: my_package.MyCallback}}")
-
-
 def config_callbacks(cfg: Any) -> List[Callback]:
     """The callbacks of ``cfg.callbacks``, built with :func:`hydra.utils.instantiate`.
 

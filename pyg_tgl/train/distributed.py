@@ -44,9 +44,10 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from pyg_tgl.config.hardware import BACKENDS
+
 log = logging.getLogger("pyg_tgl")
 
-BACKENDS = ("auto", "gloo", "nccl")
 _ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 

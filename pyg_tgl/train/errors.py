@@ -1,6 +1,5 @@
-"""The error every configuration check raises (its own module, so that the modules which check
-options need not import :mod:`pyg_tgl.train.experiment`)."""
+"""The error every configuration check raises; defined in :mod:`pyg_tgl.config.errors` and
+importable from here, as before."""
+from pyg_tgl.config.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A bad option: the message is one line naming the option and what is allowed."""
+__all__ = ["ConfigError"]

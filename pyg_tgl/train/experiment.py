@@ -37,10 +37,10 @@ from pyg_tgl.train.resume import (CheckpointPolicy, checkpoint_to_resume,  # noq
                                   load_model_state, model_state, restore_training_state,
                                   training_state)
 from pyg_tgl.train.splits import cap_split, inductive_mask
-# The checks moved to pyg_tgl.train.validation; their names stay importable from here.
+from pyg_tgl.config.check import check_config
+# The data checks live in pyg_tgl.train.validation; their names stay importable from here.
 from pyg_tgl.train.validation import (ConfigError, _get, check_split,  # noqa: F401
-                                      normalize_config, sampling_options, validate_config,
-                                      validate_dataset)
+                                      sampling_options, validate_dataset)
 
 log = logging.getLogger("pyg_tgl")
 
@@ -373,12 +373,14 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
     ``callbacks``: :class:`~pyg_tgl.train.callbacks.Callback` instances called during the
     link training, after the loggers and the callbacks of ``cfg.callbacks``.
 
+    ``cfg`` is read through the schema (:func:`~pyg_tgl.config.check.check_config`): options
+    it lacks take their defaults.
+
     Raises:
         ConfigError: for bad options or data that does not fit them (one line).
     """
     from pyg_tgl.train.distributed import init_distributed, shutdown
-    cfg = normalize_config(cfg)
-    validate_config(cfg)
+    cfg = check_config(cfg)  # read through the schema: every option, checked
     device = resolve_device(_get(cfg, "hardware.device", "auto"))
     dist, device = init_distributed(
         device, str(_get(cfg, "hardware.distributed.backend", "auto")),

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import csv
 import importlib
-import importlib.util
 import io
-import inspect
 import json
 import os
 from pathlib import Path
@@ -31,12 +29,12 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import ListConfig, OmegaConf
 
+import pyg_tgl.config.forms as forms
+from pyg_tgl.config.errors import ConfigError
 from pyg_tgl.train.callbacks import Callback, RunInfo
-from pyg_tgl.train.errors import ConfigError
 
-LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
-#: The pip package each logger needs.
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+# The logger names and their packages are the schema's (the ``logger`` option).
+LOGGERS, PACKAGES = forms.LOGGERS, forms.LOGGER_PACKAGES
 #: Ids of the tracking runs, so that a resumed run continues them.
 RUN_IDS_FILE = "logger_runs.json"
 
@@ -51,30 +49,6 @@ def logger_names(cfg: Any) -> List[str]:
     if isinstance(value, (ListConfig, list, tuple)):
         return [str(v) for v in value]
     raise ConfigError(f"logger={value!r}: expected a list of logger names from {list(LOGGERS)}")
-
-
-def validate_logger_config(cfg: Any) -> None:
-    """Checks ``logger`` names and that each logger's package is installed.
-
-    Raises:
-        ConfigError: naming the logger and, for a missing package, the pip command.
-    """
-    names = logger_names(cfg)
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"logger={names}: {name!r} is listed twice; list each logger once")
-        if name not in LOGGERS:
-            raise ConfigError(f"logger={name!r} is not supported; allowed values: "
-                              f"{list(LOGGERS)}")
-        package = PACKAGES.get(name)
-        if package is not None and importlib.util.find_spec(package) is None:
-            raise ConfigError(f"logger={name!r} needs the {package!r} package, which is not "
-                              f"installed; pip install {package} (or remove {name} from logger)")
-        allowed = [p for p in inspect.signature(_CLASSES[name]).parameters if p != "out_dir"]
-        for key in _options(cfg, name):
-            if key not in allowed:
-                raise ConfigError(f"logger_options.{name}.{key} is not an option of the {name} "
-                                  f"logger; allowed: {allowed}")
 
 
 def _options(cfg: Any, name: str) -> Dict[str, Any]:

@@ -32,15 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_tgl.config.hardware import PRECISIONS
+from pyg_tgl.config.train import LOSSES
 from pyg_tgl.train.callbacks import CallbackList
 from pyg_tgl.train.distributed import (DistEnv, gather_writes, searches_unused_parameters,
                                        wrap_ddp)
 from pyg_tgl.train.metrics import LinkMetricAccumulator
 from pyg_tgl.train.progress import progress as _progress
 from pyg_tgl.train.schedule import BatchSchedule
-
-LOSSES = ("bce",)
-PRECISIONS = ("float32", "bfloat16", "float64")
 
 
 @contextlib.contextmanager

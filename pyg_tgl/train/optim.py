@@ -30,72 +30,21 @@ from typing import Any, Dict, Iterable, Optional
 import torch
 from omegaconf import OmegaConf
 
-from pyg_tgl.train.errors import ConfigError
+from pyg_tgl.config.fields import default_of
+from pyg_tgl.config.schema import fields_of
+from pyg_tgl.config.train import LR_SCHEDULES, OPTIM_OPTIONS, OPTIMIZERS, TrainConfig  # noqa: F401
 
-OPTIMIZERS = ("adam", "adamw")
-LR_SCHEDULES = ("none", "cosine", "linear", "step")
-
-#: Each option of this module and its default: the value that trains exactly what pyg_tgl trained
-#: before the option existed (Adam, no weight decay, no clipping, a constant rate). A
-#: configuration or a checkpoint without an option reads it as this value.
-DEFAULTS: Dict[str, Any] = {
-    "optimizer": "adam",
-    "weight_decay": 0.0,
-    "grad_clip": None,
-    "lr_schedule": "none",
-    "lr_warmup_epochs": 0.0,
-    "lr_horizon_epochs": None,
-    "lr_min_factor": 0.0,
-    "lr_step_epochs": 1.0,
-    "lr_gamma": 0.1,
-}
+#: Each option of this module and its default (the schema's, :class:`~pyg_tgl.config.train.
+#: TrainConfig`): the value that trains exactly what pyg_tgl trained before the option existed
+#: (Adam, no weight decay, no clipping, a constant rate). A configuration without an option reads
+#: it as this value.
+DEFAULTS: Dict[str, Any] = {name: default_of(fields_of(TrainConfig)[name])
+                            for name in OPTIM_OPTIONS}
 
 
 def option(cfg: Any, name: str) -> Any:
     """``train.<name>`` of ``cfg``, or its :data:`DEFAULTS` value when the configuration has none."""
     return OmegaConf.select(cfg, f"train.{name}", default=DEFAULTS[name])
-
-
-def _number(cfg: Any, name: str, low: float, high: float = math.inf, low_open: bool = False,
-            allow_none: bool = False) -> Optional[float]:
-    value = option(cfg, name)
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}"
-                                                          if high < math.inf else "")
-        raise ConfigError(f"train.{name}={value!r}: expected a number {bound}"
-                          + (" or null" if allow_none else ""))
-    return float(value)
-
-
-def validate_optim_config(cfg: Any) -> None:
-    """Checks the options of this module (called by
-    :func:`~pyg_tgl.train.experiment.validate_config`).
-
-    Raises:
-        ConfigError: one line naming the option and what is allowed.
-    """
-    for name, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
-        if option(cfg, name) not in allowed:
-            raise ConfigError(f"train.{name}={option(cfg, name)!r} is not supported; allowed "
-                              f"values: {list(allowed)}")
-    _number(cfg, "weight_decay", 0.0)
-    _number(cfg, "grad_clip", 0.0, low_open=True, allow_none=True)
-    warmup = _number(cfg, "lr_warmup_epochs", 0.0)
-    _number(cfg, "lr_horizon_epochs", 0.0, low_open=True, allow_none=True)
-    _number(cfg, "lr_min_factor", 0.0, 1.0)
-    _number(cfg, "lr_step_epochs", 0.0, low_open=True)
-    _number(cfg, "lr_gamma", 0.0, 1.0, low_open=True)
-    if option(cfg, "lr_schedule") in ("cosine", "linear"):
-        horizon = horizon_epochs(cfg)
-        if horizon <= warmup:
-            raise ConfigError(
-                f"train.lr_warmup_epochs={warmup:g} leaves nothing of the {horizon:g}-epoch "
-                f"{option(cfg, 'lr_schedule')} decay (train.lr_horizon_epochs, or train.epoch "
-                f"when null); lower the warmup or raise the horizon")
 
 
 def horizon_epochs(cfg: Any) -> float:

@@ -10,7 +10,6 @@ prefetching loader drew ahead), every rank's RNG and the epoch's losses so far.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from pathlib import Path
@@ -19,36 +18,28 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from pyg_tgl.config.check import with_defaults
+from pyg_tgl.config.errors import ConfigError
+from pyg_tgl.config.forms import parse_checkpoint_every
 from pyg_tgl.train.checkpoint import rng_state, set_rng_state
-from pyg_tgl.train.optim import DEFAULTS as OPTIM_DEFAULTS
-from pyg_tgl.train.validation import ConfigError, _get, parse_checkpoint_every
+from pyg_tgl.train.validation import _get
 
 log = logging.getLogger("pyg_tgl")
-
-# Options added after checkpoints were already being written, with the value that trains what those
-# checkpoints trained. A checkpoint that lacks one resumes when the current run keeps that value.
-# (``sampling.dedup: null`` deduplicates only where that is exact, so its results are the same.)
-ADDED_OPTIONS: Dict[Tuple[str, ...], Any] = {
-    ("model", "sampling", "root_time"): "event",
-    ("model", "sampling", "dedup"): None,
-    ("model", "memory", "storage_dtype"): "float32",
-    **{("train", name): value for name, value in OPTIM_DEFAULTS.items()},
-}
 
 #: ``train`` options a resumed run may change: how long it trains and how often it saves.
 RESUMABLE_CHANGES = ("epoch", "patience", "checkpoint_every")
 
 
-def _with_added_options(saved: Dict[str, Any]) -> Dict[str, Any]:
-    """A :func:`comparable_config` dict with the :data:`ADDED_OPTIONS` it lacks filled in."""
-    saved = copy.deepcopy(saved)
-    for path, value in ADDED_OPTIONS.items():
-        section = saved
-        for key in path[:-1]:
-            section = section.get(key) if isinstance(section, dict) else None
-        if isinstance(section, dict):
-            section.setdefault(path[-1], value)
-    return saved
+def _read_through_schema(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A :func:`comparable_config` dict with every option it lacks at the schema's default: a
+    checkpoint written before an option existed trained what that default trains (each new
+    option's default keeps the behaviour from before it)."""
+    filled = with_defaults(config)
+    train = filled.get("train")
+    if isinstance(train, dict):
+        for key in RESUMABLE_CHANGES:
+            train.pop(key, None)
+    return filled
 
 
 def _changed_options(saved: Dict[str, Any], current: Dict[str, Any], prefix: str = "") -> List[str]:
@@ -79,8 +70,8 @@ def comparable_config(cfg: DictConfig) -> Dict[str, Any]:
 
 def check_same_run(saved_config: Dict[str, Any], cfg: DictConfig, resume: Any) -> None:
     """Refuses to resume a checkpoint written with other options, naming them."""
-    changed = _changed_options(_with_added_options(saved_config),
-                               _with_added_options(comparable_config(cfg)))
+    changed = _changed_options(_read_through_schema(saved_config),
+                               _read_through_schema(comparable_config(cfg)))
     if changed:
         raise ConfigError(f"resume={resume!r}: the checkpoint was written with different "
                           f"options ({', '.join(changed)}); resume with the same configuration")

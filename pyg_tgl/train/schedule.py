@@ -33,10 +33,9 @@ from typing import List, Union
 import torch
 from torch import Tensor
 
-EventSet = Union[slice, range, Tensor]
+from pyg_tgl.config.train import SCHEDULES, VARIANTS
 
-SCHEDULES = ("chronological", "random_chunk")
-VARIANTS = ("offset", "interleave", "tgl")
+EventSet = Union[slice, range, Tensor]
 
 
 def as_event_ids(events: EventSet) -> Tensor:
