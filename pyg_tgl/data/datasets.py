@@ -35,7 +35,7 @@ from .formats import (RawEvents, TGB_SPECS, find_tgb_file, read_collegemsg_wheel
                       read_tgb, read_tgl, read_travian, load_feature_file)
 from .node_ids import check_kept_ids
 from .readers import DataFormatError
-from .tabular import read_csv
+from .formats import read_csv
 from .splits import chronological_bounds, dataset_split  # noqa: F401
 from .times import check_times
 from .storage import (NpyWriter, PathLike, atomic_write_json, build_dir, data_home,
