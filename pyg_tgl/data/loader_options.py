@@ -108,7 +108,8 @@ class SamplingOptions:
 
 @dataclass(frozen=True)
 class NegativeOptions:
-    r"""Negative destinations for link prediction (:class:`~pyg_tgl.data.negatives.NegativeSampler`).
+    r"""Negative destinations for link prediction
+    (:class:`~pyg_tgl.data.negatives.NegativeSampler`).
 
     Args:
         strategy: ``random``, ``historical`` or ``inductive`` (the loader's ``neg_sampling``).

@@ -44,8 +44,8 @@ def read_tgl(root: Path, *, spill_dir: Optional[Path] = None, progress: bool = F
              node_features: bool = True, edge_features: bool = True) -> RawEvents:
     """Reads a TGL-format folder (``edges.csv`` + optional features and ``labels.csv``)."""
     root = Path(root)
-    edges = require_file(root / "edges.csv", "TGL edges.csv",
-                     "a TGL data folder holds edges.csv (header ',src,dst,time,int_roll,ext_roll')")
+    edges = require_file(root / "edges.csv", "TGL edges.csv", "a TGL data folder holds "
+                         "edges.csv (header ',src,dst,time,int_roll,ext_roll')")
     tb = read_table(source_from_path(edges), {
         "src": Column("src", "id"), "dst": Column("dst", "id"), "t": Column("time"),
         "roll": Column("ext_roll", "int", optional=True)}, header=True, spill_dir=spill_dir,

@@ -39,7 +39,7 @@ def read_travian(folder: Path, *, communities: bool = True) -> RawEvents:
     offset = 0
     for k, kind in enumerate(TRAVIAN_TYPES):
         zpath = require_file(folder / f"travian-{kind}.zip", f"travian-{kind}.zip",
-                         "see data/travian in docs/datasets.md")
+                             "see data/travian in docs/datasets.md")
         for src in sources_from_zip(zpath, (".csv",)):
             tb = read_table(src, {"t": Column(0), "src": Column(1, "id"), "dst": Column(2, "id")},
                             header=False)
@@ -71,7 +71,7 @@ def read_travian(folder: Path, *, communities: bool = True) -> RawEvents:
                           "unsorted_by_design": True})
     if communities:
         cpath = require_file(folder / "travian-communities.zip", "travian-communities.zip",
-                         "pass communities=false to load Travian without node labels")
+                             "pass communities=false to load Travian without node labels")
         day = np.concatenate(day_of_row)
         day_end = np.full(len(day_names), -np.inf)
         np.maximum.at(day_end, day, t)
