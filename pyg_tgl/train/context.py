@@ -128,16 +128,16 @@ class Context:
                batch_size: Optional[int] = None) -> Any:
         """A loader over ``events`` whose batches are global (``batch_size`` is global, default
         :attr:`global_batch_size`) and which yields this rank's slice of each."""
-        from pyg_tgl.data.loader import TemporalNeighborLoader
-        cfg = self.cfg
-        return TemporalNeighborLoader(
-            self.ds.data, num_neighbors=self.sampling["num_neighbors"],
-            strategy=self.sampling["strategy"],
-            batch_size=int(batch_size or self.global_batch_size), neg_sampling=neg_sampling,
-            num_neg=num_neg, events=events, tcsr=self.tcsr, prop_time=self.sampling["prop_time"],
-            history=self.sampling["history"], duration=self.sampling["duration"],
-            num_threads=self.sampling["num_threads"], seed=seed,
-            prefetch=bool(_get(cfg, "hardware.prefetch", False)),
-            train_events=self.split["train"], shard=(self.dist.rank, self.dist.world_size),
-            sample_negatives=not self.sampling["no_neg"], root_time=self.sampling["root_time"],
-            dedup=self.sampling["dedup"])
+        from pyg_tgl.data.loader import (BatchOptions, NegativeOptions, SamplingOptions,
+                                         TemporalNeighborLoader)
+        s = self.sampling
+        sampling = SamplingOptions(
+            num_neighbors=s["num_neighbors"], strategy=s["strategy"], prop_time=s["prop_time"],
+            history=s["history"], duration=s["duration"], num_threads=s["num_threads"],
+            dedup=s["dedup"], root_time=s["root_time"], sample_negatives=not s["no_neg"])
+        negatives = NegativeOptions(neg_sampling, num_neg, train_events=self.split["train"])
+        batching = BatchOptions(int(batch_size or self.global_batch_size), events=events,
+                                shard=(self.dist.rank, self.dist.world_size),
+                                prefetch=bool(_get(self.cfg, "hardware.prefetch", False)))
+        return TemporalNeighborLoader(self.ds.data, sampling=sampling, negatives=negatives,
+                                      batching=batching, tcsr=self.tcsr, seed=seed)
