@@ -31,23 +31,18 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from pyg_tgl.config.model import EDGEBANK_MODES as MODES, WINDOW_RULES  # noqa: F401
+from pyg_tgl.train.errors import ConfigError
 from pyg_tgl.train.metrics import LinkMetricAccumulator, test_summary
+from pyg_tgl.train.outputs import write_json
+from pyg_tgl.train.validation import _get
 
 log = logging.getLogger("pyg_tgl")
-
-
-def is_edgebank(cfg: Any) -> bool:
-    """Whether the configuration selects ``model=edgebank``."""
-    return OmegaConf.select(cfg, "model.name", default=None) == "edgebank"
-
 
 def _window(cfg: DictConfig, ctx: Any, part: str) -> Optional[float]:
     """The window's duration used while ``part`` (``val`` or ``test``) is scored."""
     from pyg_tgl.nn.edgebank import EdgeBank
-    from pyg_tgl.train.validation import _get
     if _get(cfg, "model.mode", "unlimited") != "time_window":
         return None
     fixed = _get(cfg, "model.time_window")
@@ -95,20 +90,18 @@ def run_edgebank(cfg: DictConfig, ctx: Any, out_dir: Path) -> Dict[str, Any]:
     Raises:
         ConfigError: in a data-parallel run (EdgeBank runs in one process).
     """
-    from pyg_tgl.train.experiment import ConfigError, _write_json
     dist = getattr(ctx, "dist", None)
     if dist is not None and getattr(dist, "enabled", False):
         raise ConfigError("model=edgebank runs in one process; data-parallel training "
                           "(hardware.distributed) does not apply to it")
     result = edgebank_metrics(cfg, ctx)
-    _write_json(result, Path(out_dir) / "metrics.json")
+    write_json(result, Path(out_dir) / "metrics.json")
     return result
 
 
 def edgebank_metrics(cfg: DictConfig, ctx: Any) -> Dict[str, Any]:
     """The content of ``metrics.json`` of an EdgeBank run (see :func:`run_edgebank`)."""
     from pyg_tgl.nn.edgebank import EdgeBank
-    from pyg_tgl.train.validation import _get
     seed = int(cfg.seed)
     split = ctx.split
     data = ctx.ds.data

@@ -1,5 +1,5 @@
-r"""Optimisation options of ``train`` (``conf/train/default.yaml``): the optimizer, weight decay,
-gradient clipping and the learning-rate schedule.
+r"""Optimisation options of ``train`` (defined in :class:`pyg_tgl.config.train.TrainConfig`):
+the optimizer, weight decay, gradient clipping and the learning-rate schedule.
 
 :func:`build_optimizer` returns a :class:`TrainingOptimizer`, the object the training loop steps:
 before each optimizer step it clips the gradients' global norm (``train.grad_clip``) and sets the

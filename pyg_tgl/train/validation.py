@@ -21,6 +21,11 @@ def _get(cfg: Any, path: str, default: Any = None) -> Any:
     return OmegaConf.select(cfg, path, default=default)
 
 
+def is_edgebank(cfg: Any) -> bool:
+    """Whether the configuration selects ``model=edgebank``."""
+    return _get(cfg, "model.name") == "edgebank"
+
+
 def sampling_options(model_cfg: Any) -> Dict[str, Any]:
     """Maps TGL's ``sampling`` section to :class:`~pyg_tgl.data.loader.TemporalNeighborLoader`
     arguments (``no_sample: true`` means no neighbourhood at all, as JODIE)."""
