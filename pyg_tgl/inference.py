@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from pyg_tgl.config.check import with_defaults
 from pyg_tgl.train.checkpoint import load_checkpoint
 from pyg_tgl.train.errors import ConfigError
 
@@ -208,7 +209,8 @@ def load_run(run_dir: Union[str, Path], checkpoint: str = "best",
     if not cfg_path.is_file():
         raise ConfigError(f"run_dir: {cfg_path} does not exist; give a directory written by "
                           f"python -m pyg_tgl.run")
-    cfg = OmegaConf.load(cfg_path)
+    # Read through the schema's defaults: a run of an older layout lacks the options added since.
+    cfg = OmegaConf.create(with_defaults(OmegaConf.to_container(OmegaConf.load(cfg_path))))
     ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt" if checkpoint in ("best", "last") \
         else Path(checkpoint)
     dev = resolve_device(device or OmegaConf.select(cfg, "hardware.device", default="auto"))

@@ -33,6 +33,12 @@ def test_default_run_end_to_end(default_run):
     assert metrics["finished"] is True
     cfg = yaml.safe_load((default_run / "config_resolved.yaml").read_text())
     assert cfg["model"]["name"] == "tgn" and cfg["data"]["name"] == "collegemsg"
+    # No model chosen: the most accurate documented configuration (preset=best), said in the
+    # log's first line with the override that gives TGL's TGN.
+    assert cfg["model"]["gnn"]["pair_history_nodes"] and cfg["train"]["batch_size"] == 200
+    first = (default_run / "train.log").read_text().splitlines()[0]
+    assert "preset=best: tgn with pyg_tgl's pair and node history features" in first, first
+    assert "`model=tgn` (preset=quick) trains tgn exactly as TGL configures it" in first
     assert len(metrics["epochs"]) == 2
     for epoch in metrics["epochs"]:
         for key in ("loss", "val_ap", "val_auc", "val_mrr", "time_sample", "time_memory",
@@ -66,6 +72,27 @@ def test_embed_export(default_run, tmp_path, tmp_path_factory):
     bad = _cli(["-m", "pyg_tgl.embed", str(default_run), "--time", "0", "--nodes", "99999"],
                tmp_path_factory, check=False)
     assert bad.returncode == 2 and "export.nodes: node id 99999" in bad.stderr
+
+
+def test_a_run_directory_of_the_previous_layout_loads(default_run, tmp_path):
+    """A run written before the schema has a config_resolved.yaml without the options added
+    since (the six model options that had no YAML, ...): it loads with their defaults."""
+    import shutil
+
+    from pyg_tgl import load_run
+    run_dir = tmp_path / "old_run"
+    shutil.copytree(default_run, run_dir)
+    cfg = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+    for section, key in (("sampling", "root_time"), ("sampling", "dedup"),
+                         ("memory", "storage_dtype"), ("gnn", "att_score"),
+                         ("gnn", "unique_inputs"), ("gnn", "pair_recency")):
+        del cfg["model"][section][key]
+    del cfg["logger_options"]
+    (run_dir / "config_resolved.yaml").write_text(yaml.safe_dump(cfg))
+    run = load_run(run_dir)
+    assert run.config.model.sampling.root_time == "event" and run.config.model.gnn.unique_inputs
+    nodes, emb = run.embed(time=1e7, nodes=[0, 5])
+    assert emb.shape == (2, 100) and torch.isfinite(emb).all()
 
 
 def test_multirun_sweep_writes_summary(tmp_path, tmp_path_factory):

@@ -17,6 +17,8 @@ have since been given defaults, e.g. ``+data.time_shift=true``).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -25,7 +27,7 @@ from pyg_tgl.config.errors import ConfigError
 from pyg_tgl.config.fields import value_error
 
 #: The configuration groups of ``conf/`` (``model=tgn`` picks ``conf/model/tgn.yaml``).
-GROUPS = ("model", "data", "task", "schedule", "hardware", "features", "preset")
+GROUPS = ("model", "data", "task", "schedule", "train", "eval", "hardware", "features", "preset")
 
 _MISSING = object()
 
@@ -53,7 +55,8 @@ def parse(argv: Sequence[str]) -> Optional[Tuple[Any, List[Any]]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     try:
-        flags = get_args_parser().parse_args(list(argv))
+        with contextlib.redirect_stderr(io.StringIO()):  # Hydra prints its own usage later
+            flags = get_args_parser().parse_args(list(argv))
     except SystemExit:
         return None
     try:

@@ -46,7 +46,8 @@ def best_note(preset: Optional[str], model: str, overrides: Sequence[str]) -> Op
     plain = "model=tgn" if not chosen else chosen[0].lstrip("+")
     return (f"preset=best: {model} with pyg_tgl's pair and node history features "
             f"(features=pair_history) at batch 200, the most accurate documented configuration "
-            f"(TGN on CollegeMsg: test AP 0.96 against 0.84 for TGL's TGN, docs/accuracy.md); "
+            f"(TGN on CollegeMsg: test AP 0.96 against 0.84 for TGL's TGN, docs/accuracy.md, "
+            f"'The default run'); "
             f"`{plain}` (preset=quick) trains {model} exactly as TGL configures it")
 
 

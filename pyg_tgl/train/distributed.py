@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from pyg_tgl.config.hardware import BACKENDS
+
 log = logging.getLogger("pyg_tgl")
 
 _ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
