@@ -256,8 +256,9 @@ def _without(config, *paths):
 
 
 def test_a_checkpoint_of_the_previous_layout_resumes():
-    """``state["config"]`` of a checkpoint written before the schema (main's options, some of
-    them older still: written before root_time and the optimisation options existed) is the run of today's configuration, and a changed option is named."""
+    """``state["config"]`` of a checkpoint written before the schema (main's options, and older
+    still: written before root_time and the optimisation options existed) is the run of today's
+    configuration, and a changed option is named."""
     from pyg_tgl.train.resume import check_same_run, comparable_config
     from omegaconf import OmegaConf
     for name in MODELS:

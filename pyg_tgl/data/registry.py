@@ -111,14 +111,15 @@ def _register_all() -> None:
     tgl_volatile = ("download", "url", "checksums", "expected_events", "expected_nodes")
     for name, info in rf.TGL_DATASETS.items():
         register(DatasetSpec(
-            name, f"TGL {info.folder} ({info.num_events:,} events), downloaded from TGL's bucket",
-            loader_defaults(name), files=rf.tgl_files(name, info), read=_read_tgl, volatile=tgl_volatile,
-            default_split="ext_roll",
+            name, f"TGL {info.folder} ({loader_defaults(name)['expected_events']:,} events), "
+            "downloaded from TGL's bucket",
+            loader_defaults(name), files=rf.tgl_files(name, info), read=_read_tgl,
+            volatile=tgl_volatile, default_split="ext_roll",
             check=check_gdelt_node_features if name == "gdelt" else None))
     register(DatasetSpec(
         "tgl", "any folder in TGL's format (edges.csv [+ features, labels.csv])",
-        loader_defaults("tgl"), files=rf.tgl_files("tgl", None), read=_read_tgl, volatile=tgl_volatile,
-        default_split="ext_roll"))
+        loader_defaults("tgl"), files=rf.tgl_files("tgl", None), read=_read_tgl,
+        volatile=tgl_volatile, default_split="ext_roll"))
 
     register(DatasetSpec(
         "jodie", "JODIE CSV (user_id,item_id,timestamp,state_label,features) or u,i,ts,label",
@@ -140,7 +141,8 @@ def _register_all() -> None:
             progress=p)))
     register(DatasetSpec(
         "synthetic", "synthetic power-law interactions with planted temporal structure",
-        loader_defaults("synthetic"), files=lambda o: [], read=_read_synthetic, volatile=("chunk_size",)))
+        loader_defaults("synthetic"), files=lambda o: [], read=_read_synthetic,
+        volatile=("chunk_size",)))
 
 
 _register_all()
