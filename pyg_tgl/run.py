@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+
 def config_dir() -> str:
     """The configuration folder (:func:`pyg_tgl.config.paths.config_dir`); the schema is
     registered with Hydra on the way, so ``compose`` of this folder finds it."""
@@ -123,13 +124,13 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from pyg_tgl.config.check import check_config
+    from pyg_tgl.config.recipe import best_note
     from pyg_tgl.data.storage import CacheFullError
     from pyg_tgl.train.checkpoint import CheckpointWriteError
     from pyg_tgl.train.distributed import DistributedError, env_rank
-    from pyg_tgl.train.launch import launch_local
     from pyg_tgl.train.experiment import ConfigError, run_experiment
-    from pyg_tgl.config.check import check_config
-    from pyg_tgl.config.recipe import best_note
+    from pyg_tgl.train.launch import launch_local
     quiet = cfg.get("quiet", False) is True
     if quiet:
         _quiet_console()

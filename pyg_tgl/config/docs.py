@@ -88,13 +88,13 @@ def document() -> str:
                            ("model", "Model (`model=...`, `tgl_config=...`)")):
         out += [f"## {title}", ""]
         for name, cls in KINDS[section].classes.items():
-            out += [f"### {section}: {name}", "", (cls.__doc__ or "").strip(), ""]
+            out += [f"### {section}: {name}", "", " ".join((cls.__doc__ or "").split()), ""]
             out += _table(cls, f"{section}.")
     out += ["## Data (`data=...`)", "", "### Options every data set accepts", ""]
     out += _table(DataCommon, "data.")
     out += ["### Each data set's own options", ""]
     for name, cls in DATASETS.items():
-        out += [f"#### data={name}", "", (cls.__doc__ or "").strip(), ""]
+        out += [f"#### data={name}", "", " ".join((cls.__doc__ or "").split()), ""]
         out += _table(cls, "data.", skip=DataCommon)
     return "\n".join(out).rstrip() + "\n"
 

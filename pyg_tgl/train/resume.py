@@ -197,7 +197,7 @@ class CheckpointPolicy:
 
     Args:
         every: ``train.checkpoint_every`` (see
-            :func:`~pyg_tgl.train.validation.parse_checkpoint_every`).
+            :func:`~pyg_tgl.config.forms.parse_checkpoint_every`).
         dist: the run's :class:`~pyg_tgl.train.distributed.DistEnv`.
     """
 

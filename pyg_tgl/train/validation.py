@@ -14,7 +14,6 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pyg_tgl.config.errors import ConfigError
-from pyg_tgl.config.forms import parse_checkpoint_every  # noqa: F401 (importable from here)
 
 
 def _get(cfg: Any, path: str, default: Any = None) -> Any:
