@@ -263,7 +263,8 @@ def test_cli_and_two_machine_torchrun_match_one_process(tmp_path):
     launches with --nnodes=2 over 127.0.0.1 both equal one process with the doubled batch. The
     2-rank runs log at INFO: each line once (rank 0's), and no warning of torch's."""
     # One thread per rank in both 2-rank runs (the two-node run would otherwise use every core).
-    run = ["-m", "pyg_tgl.run", *DATA, *TRAIN, "hardware.num_threads=1"]
+    # model=tgn: TGL's TGN, what these runs trained before the default became preset=best.
+    run = ["-m", "pyg_tgl.run", "model=tgn", *DATA, *TRAIN, "hardware.num_threads=1"]
     logged = [a for a in run if a != "quiet=true"]
     _run(run + ["train.batch_size=200", f"hydra.run.dir={tmp_path / 'one'}"], tmp_path)
     local = _run(logged + ["train.batch_size=100", "hardware=ddp",

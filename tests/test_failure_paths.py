@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # TGN on 1,500 CollegeMsg events: 11 training batches per epoch, 3 validation batches, the test
 # after replaying 14 batches (TGL protocol); a mid-epoch checkpoint every 4 training batches.
-BASE = ["quiet=true", "train.epoch=2", "train.max_events=1500", "train.batch_size=100",
-        "eval.num_negatives=4", "train.checkpoint_every=4"]
+# model=tgn: TGL's TGN, what these runs trained before the default became preset=best.
+BASE = ["model=tgn", "quiet=true", "train.epoch=2", "train.max_events=1500",
+        "train.batch_size=100", "eval.num_negatives=4", "train.checkpoint_every=4"]
 
 
 def _run(args, base, fault=None):
