@@ -26,8 +26,8 @@ from cli import cli_env, run_cli
 # model=tgn: TGL's TGN, what these runs trained before the default became preset=best.
 RUN = ["-m", "pyg_tgl.run", "model=tgn", "data=synthetic", "data.num_nodes=150",
        "data.num_events=1200", "data.edge_dim=4", "data.time_span=10000", "data.seed=3",
-       "train.batch_size=100", "train.epoch=2", "train.dropout=0.2", "eval.num_negatives=9", "quiet=true",
-       "hardware=ddp", "hardware.distributed.nproc_per_node=2"]
+       "train.batch_size=100", "train.epoch=2", "train.dropout=0.2", "eval.num_negatives=9",
+       "quiet=true", "hardware=ddp", "hardware.distributed.nproc_per_node=2"]
 STEPS_PER_EPOCH = 5
 #: The survivors of a raise or a kill must be stopped by the launcher, not by their
 #: collectives' timeout: the test allows STOP_S after the fault, well under TIMEOUT_S. A hang

@@ -78,7 +78,7 @@ def edgebank(cfg: Any) -> None:
         return
     model = cfg.model
     if model.time_window is not None and model.mode != "time_window":
-        raise ConfigError(f"model.time_window={model.time_window!r} is only used with "
+        raise ConfigError(f"model.time_window={model.time_window:g} is only used with "
                           f"model.mode=time_window (got model.mode={model.mode!r}); set it to "
                           f"null")
     if cfg.task.name != "link":
