@@ -10,6 +10,7 @@ from torch import Tensor
 from torch_geometric.data import TemporalData
 
 from pyg_tgl.data.batch import TemporalBatch
+from pyg_tgl.data.transform import apply_transform
 
 EventSelection = Union[slice, Tensor, None]
 
@@ -152,8 +153,9 @@ class TemporalNeighborLoader:
             ``None`` (the default) turns it on there; under ``uniform`` ``True`` makes a
             repeated ``(node, time)`` share one draw instead of drawing again.
         transform: applied to each batch where it is built (in the prefetch thread with
-            ``prefetch``); a callable returning the batch's ``plan``
-            (:meth:`~pyg_tgl.nn.TemporalGNN.index_plan`), stored there. Settable later.
+            ``prefetch``): a :class:`~pyg_tgl.data.transform.BatchTransform` (e.g. a model's
+            ``batch_transform``), its contract checked, or a callable returning the batch's
+            ``plan``, stored there. Settable later.
         pin_memory: return batches in page-locked host memory, so that moving them to a CUDA
             device with ``non_blocking=True`` is asynchronous. Settable later.
     """
@@ -233,7 +235,7 @@ class TemporalNeighborLoader:
         """:meth:`make_batch`, then the ``transform``'s plan and page-locking."""
         batch = self.make_batch(event_ids)
         if self.transform is not None:
-            batch.plan = self.transform(batch)
+            batch = apply_transform(self.transform, batch)
         return batch.pin_memory() if self.pin_memory else batch
 
     def make_batch(self, event_ids: Tensor) -> TemporalBatch:

@@ -1,5 +1,6 @@
 """Neural modules of pyg_tgl: time encoding, node memory and mailbox, memory updaters, temporal
-message passing, prediction heads, :class:`TemporalGNN` which composes TGL's five models, and the
+message passing, embedding modules, prediction heads, :class:`TemporalGNN` which composes them
+(:func:`pyg_tgl.models.build_model` builds TGL's five models from their configurations), and the
 :class:`EdgeBank` baseline.
 
 Submodules load on first attribute access, so ``import pyg_tgl.nn`` stays cheap.
@@ -22,10 +23,16 @@ _LAZY = {
     "IdentityLayer": "pyg_tgl.nn.attention",
     "JODIETimeProjection": "pyg_tgl.nn.attention",
     "SnapshotRNN": "pyg_tgl.nn.attention",
+    "AttentionEmbedding": "pyg_tgl.nn.embedding",
+    "IdentityEmbedding": "pyg_tgl.nn.embedding",
+    "NodeInput": "pyg_tgl.nn.node_input",
     "EdgePredictor": "pyg_tgl.nn.predictors",
+    "SampledPairFeatures": "pyg_tgl.nn.predictors",
     "NodeClassifier": "pyg_tgl.nn.predictors",
     "PairHistory": "pyg_tgl.nn.pair_history",
     "TemporalGNN": "pyg_tgl.nn.model",
+    "StateUpdate": "pyg_tgl.nn.state",
+    "PairEvents": "pyg_tgl.nn.state",
     "EdgeBank": "pyg_tgl.nn.edgebank",
 }
 

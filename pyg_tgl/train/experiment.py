@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -95,9 +95,12 @@ def _load_dataset(cfg: DictConfig, options: Dict[str, Any]) -> Any:
         raise ConfigError(f"{where}: {e}") from e
 
 
-def build_model(cfg: DictConfig, ds: Any, device: torch.device) -> torch.nn.Module:
-    """Instantiates :class:`~pyg_tgl.nn.TemporalGNN` for the data set's features."""
-    from pyg_tgl.nn import TemporalGNN
+def build_model(cfg: DictConfig, ds: Any, device: torch.device,
+                model_factory: Optional[Callable[..., torch.nn.Module]] = None
+                ) -> torch.nn.Module:
+    """The model of ``cfg.model`` for the data set's features: ``model_factory`` (default
+    :func:`pyg_tgl.models.build_model`, TGL's compositions) called with its arguments."""
+    from pyg_tgl.models import build_model as tgl_model
     node_feat = ds.node_feat
     edge_feat = ds.edge_feat
     on_device = bool(_get(cfg, "hardware.all_on_gpu", True))
@@ -106,7 +109,7 @@ def build_model(cfg: DictConfig, ds: Any, device: torch.device) -> torch.nn.Modu
         node_feat = None if node_feat is None else node_feat.to(device)
         edge_feat = None if edge_feat is None else edge_feat.to(device)
     try:
-        model = TemporalGNN(
+        model = (model_factory or tgl_model)(
             cfg.model, ds.num_nodes,
             dim_node_feat=0 if node_feat is None else int(node_feat.size(1)),
             dim_edge_feat=0 if edge_feat is None else int(edge_feat.size(1)),
@@ -360,7 +363,9 @@ def train_link(cfg: DictConfig, ctx: Context, model: torch.nn.Module, out_dir: P
 # ------------------------------------------------------------------------------------------------
 
 def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True,
-                   callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
+                   callbacks: Sequence[Callback] = (),
+                   model_factory: Optional[Callable[..., torch.nn.Module]] = None
+                   ) -> Dict[str, Any]:
     """Runs the configured task and writes all outputs into ``out_dir``.
 
     Outputs: ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
@@ -372,6 +377,8 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
 
     ``callbacks``: :class:`~pyg_tgl.train.callbacks.Callback` instances called during the
     link training, after the loggers and the callbacks of ``cfg.callbacks``.
+    ``model_factory``: builds the model instead of :func:`pyg_tgl.models.build_model` (same
+    signature; a model composed from parts, ``docs/models.md``).
 
     Raises:
         ConfigError: for bad options or data that does not fit them (one line).
@@ -386,14 +393,15 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
     try:
         with default_dtype(str(_get(cfg, "hardware.precision", "float32"))):
             return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist,
-                        device, callbacks)
+                        device, callbacks, model_factory)
     finally:
         if dist.enabled:
             shutdown()
 
 
 def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv,
-         device: torch.device, callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
+         device: torch.device, callbacks: Sequence[Callback] = (),
+         model_factory: Optional[Callable[..., torch.nn.Module]] = None) -> Dict[str, Any]:
     main = dist.is_main
     resume_from = None
     if main:
@@ -416,7 +424,7 @@ def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv
     check_split(ctx.split, ds, _get(cfg, "data.name"))
     if is_edgebank(cfg):  # link task, nothing to train: pyg_tgl/train/edgebank_run.py
         return run_edgebank(cfg, ctx, out_dir)
-    model = build_model(cfg, ds, device)
+    model = build_model(cfg, ds, device, model_factory)
     if dist.enabled:
         # Same initial parameters everywhere (same seed; DDP also broadcasts rank 0's), then a
         # different dropout stream per rank.
