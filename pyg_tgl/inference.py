@@ -171,7 +171,7 @@ class TrainedRun:
     def test(self) -> Dict[str, Any]:
         """Re-scores the test split with the run's protocol, negatives and batches; returns the
         metrics (equal to ``metrics.json``'s ``test`` on the same machine and thread count)."""
-        from pyg_tgl.train.experiment import load_model_state
+        from pyg_tgl.train.resume import load_model_state
         from pyg_tgl.train.loop import LinkTrainer
         from pyg_tgl.train.protocol import score_test
         cfg = self.config
@@ -204,8 +204,8 @@ def load_run(run_dir: Union[str, Path], checkpoint: str = "best",
     Raises:
         ConfigError: a directory without ``config_resolved.yaml`` or a missing checkpoint.
     """
-    from pyg_tgl.train.experiment import (Context, build_model, load_data, load_model_state,
-                                          resolve_device)
+    from pyg_tgl.train.context import Context, build_model, load_data, resolve_device
+    from pyg_tgl.train.resume import load_model_state
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config_resolved.yaml"
     if not cfg_path.is_file():

@@ -165,3 +165,70 @@ def test_batch_root_time_embeds_every_root_before_the_batch():
         assert x.root_ts[0] == y.root_ts[0] == min(x.t.min(), y.t.min())
     with pytest.raises(ValueError, match="root_time must be one of"):
         TemporalNeighborLoader(data, [5], root_time="query")
+
+
+# ------------------------------------------------------------------------------------------------
+# The typed option objects and their keyword shortcuts
+# ------------------------------------------------------------------------------------------------
+
+def test_option_objects_and_keyword_shortcuts_build_the_same_loader():
+    from pyg_tgl.data.loader import BatchOptions, NegativeOptions, SamplingOptions
+    data = make_events()
+    shortcuts = TemporalNeighborLoader(data, [4, 3], strategy="uniform", batch_size=40,
+                                       neg_sampling="historical", num_neg=2, seed=5,
+                                       events=slice(50, 450), root_time="batch", dedup=True)
+    objects = TemporalNeighborLoader(
+        data, seed=5,
+        sampling=SamplingOptions(num_neighbors=[4, 3], strategy="uniform", root_time="batch",
+                                 dedup=True),
+        negatives=NegativeOptions(strategy="historical", num_neg=2),
+        batching=BatchOptions(batch_size=40, events=slice(50, 450)))
+    assert objects.sampling == shortcuts.sampling and objects.sampling.num_neighbors == (4, 3)
+    assert objects.negatives == shortcuts.negatives and objects.batching == shortcuts.batching
+    assert objects.sampler.dedup and objects.num_neg == 2 and objects.root_time == "batch"
+    a, b = list(shortcuts), list(objects)
+    assert len(a) == len(b) == 10
+    for x, y in zip(a, b):
+        assert_batches_equal(x, y)
+
+
+def test_shortcuts_apply_on_top_of_the_objects_and_unknown_ones_are_named():
+    from pyg_tgl.data.loader import BatchOptions, NegativeOptions, SamplingOptions
+    data = make_events()
+    base = SamplingOptions(num_neighbors=(5,), strategy="uniform")
+    loader = TemporalNeighborLoader(data, sampling=base, num_threads=1, batch_size=30,
+                                    batching=BatchOptions(batch_size=10, prefetch=True))
+    assert loader.sampling == SamplingOptions(num_neighbors=(5,), strategy="uniform",
+                                              num_threads=1)
+    assert base.num_threads is None  # the object given is not changed
+    assert loader.batch_size == 30 and loader.prefetch and len(loader) == 17
+    # The positional fan-out is the shortcut of sampling.num_neighbors; [] samples nothing.
+    assert TemporalNeighborLoader(data, [], sampling=base).sampler is None
+    with pytest.raises(TypeError, match=r"unknown option 'batchsize'; did you mean 'batch_size'"):
+        TemporalNeighborLoader(data, [], batchsize=10)
+    with pytest.raises(TypeError, match=r"negatives= takes a NegativeOptions, got SamplingOptions"):
+        TemporalNeighborLoader(data, [], negatives=base)
+    # Bad values are refused where the object is made, naming the option.
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        BatchOptions(batch_size=0)
+    with pytest.raises(ValueError, match="shard must be"):
+        BatchOptions(shard=(3, 2))
+    with pytest.raises(ValueError, match="num_neg must be >= 0"):
+        NegativeOptions(num_neg=-1)
+    with pytest.raises(ValueError, match="neg_sampling must be one of"):
+        NegativeOptions(strategy="hard")
+    with pytest.raises(ValueError, match="root_time must be one of"):
+        SamplingOptions(root_time="query")
+
+
+def test_transform_and_pin_memory_stay_settable():
+    data = make_events()
+    loader = TemporalNeighborLoader(data, [3], batch_size=100)
+
+    def plan(batch):
+        return batch.num_events
+    loader.transform = plan
+    assert loader.batching.transform is plan and loader.transform is plan
+    assert [b.plan for b in loader] == [100] * 5
+    loader.pin_memory = 1
+    assert loader.batching.pin_memory is True and loader.pin_memory is True

@@ -180,8 +180,8 @@ def test_eval_batch_size_changes_the_evaluation_only(tmp_path, monkeypatch):
 
     class RecordingLoader(loader_module.TemporalNeighborLoader):
         def __init__(self, *args, **kwargs):
-            sizes.append(kwargs["batch_size"])
             super().__init__(*args, **kwargs)
+            sizes.append(self.batch_size)
 
     monkeypatch.setattr(loader_module, "TemporalNeighborLoader", RecordingLoader)
     base = [*SMALL, "model=jodie", "train.epoch=1"]

@@ -10,7 +10,7 @@ import torch
 import yaml
 from test_train_loop import SMALL, _isolated, _test_metrics, _without_times, cfg_of  # noqa: F401
 
-from pyg_tgl.train import experiment
+from pyg_tgl.train import link
 from pyg_tgl.train.checkpoint import load_checkpoint
 from pyg_tgl.train.experiment import ConfigError, run_experiment, validate_config
 from pyg_tgl.train.optim import DEFAULTS, LRSchedule, TrainingOptimizer, build_optimizer
@@ -139,7 +139,7 @@ def test_default_options_train_what_plain_adam_trains(tmp_path, monkeypatch):
     base = [*SMALL, "model=jodie", "train.epoch=1"]
     default = run_experiment(cfg_of(*base), tmp_path / "default", progress=False)
     # The trainer as it was before the options: torch's Adam, stepped as is.
-    monkeypatch.setattr(experiment, "build_optimizer",
+    monkeypatch.setattr(link, "build_optimizer",
                         lambda cfg, params: torch.optim.Adam(params, lr=float(cfg.train.lr)))
     plain = run_experiment(cfg_of(*base), tmp_path / "plain", progress=False)
     assert _without_times(default) == _without_times(plain)

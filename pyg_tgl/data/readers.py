@@ -10,21 +10,21 @@ is given, so files of hundreds of millions of rows are read with bounded memory.
 from __future__ import annotations
 
 import bisect
-import csv
-import gzip
 import io
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .delimiters import Separator
 from .errors import DataFormatError
-from .times import check_times, parse_iso_datetimes
 from .storage import NpyWriter, PathLike, load_npy
+from .table_checks import diagnose_block, is_number, resolve_column, split_fields, to_int
+from .text_sources import (TextSource, decode_block, iter_blocks, source_from_path,
+                           sources_from_zip)
+from .times import check_times, parse_iso_datetimes
 
 __all__ = [
     "DataFormatError",
@@ -41,59 +41,6 @@ __all__ = [
 
 #: Block size of the chunked reader (bytes of text per numpy parse call).
 DEFAULT_CHUNK_BYTES = 1 << 22
-
-# Ids are parsed as float64; beyond 2**53 neighbouring integers collide.
-_MAX_EXACT_INT = float(2 ** 53)
-
-
-@dataclass
-class TextSource:
-    """A text file to read: a name used in messages, a function that opens it in binary mode and
-    its size in bytes when known (for progress bars)."""
-
-    name: str
-    open: Callable[[], BinaryIO]
-    size: Optional[int] = None
-
-
-def source_from_path(path: PathLike) -> TextSource:
-    """A :class:`TextSource` for a plain or ``.gz`` file, with a clear error when it is missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    if path.suffix == ".gz":
-        return TextSource(str(path), lambda: gzip.open(path, "rb"), None)
-    return TextSource(str(path), lambda: open(path, "rb"), path.stat().st_size)
-
-
-def sources_from_zip(path: PathLike, suffixes: Sequence[str] = (".csv", ".txt")) -> List[TextSource]:
-    """One :class:`TextSource` per member of a zip archive (sorted by name)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = sorted((i for i in zf.infolist()
-                            if not i.is_dir() and i.filename.endswith(tuple(suffixes))),
-                           key=lambda i: i.filename)
-    except zipfile.BadZipFile as e:
-        raise DataFormatError(f"{path}: not a valid zip archive ({e})") from None
-
-    def opener(member: str) -> Callable[[], BinaryIO]:
-        def _open() -> BinaryIO:
-            zf = zipfile.ZipFile(path)
-            f = zf.open(member)
-            # Closing the member does not close the archive; tie their lifetimes together.
-            orig_close = f.close
-
-            def close() -> None:
-                orig_close()
-                zf.close()
-            f.close = close  # type: ignore[method-assign]
-            return f
-        return _open
-
-    return [TextSource(f"{path}:{i.filename}", opener(i.filename), i.file_size) for i in infos]
 
 
 @dataclass
@@ -169,113 +116,6 @@ class Table:
         return self.lines.where(row)
 
 
-def _split_fields(line: str, delimiter: Optional[str]) -> List[str]:
-    if delimiter is None:
-        return line.split()
-    return next(csv.reader([line], delimiter=delimiter, quotechar='"'))
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _iter_blocks(f: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
-    """Whole-line blocks of about ``chunk_bytes`` bytes (the last may lack its newline)."""
-    carry = b""
-    while True:
-        buf = f.read(chunk_bytes)
-        if not buf:
-            if carry:
-                yield carry
-            return
-        buf = carry + buf
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            carry = buf
-            continue
-        yield buf[:cut + 1]
-        carry = buf[cut + 1:]
-
-
-def _decode(block: bytes, source: str, line_start: int, encoding: str) -> str:
-    try:
-        return block.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = line_start + block.count(b"\n", 0, e.start)
-        raise DataFormatError(f"{source}, line {line}: bytes that are not valid {encoding} text "
-                              f"({e.reason}); expected a text file") from None
-
-
-def _resolve(spec: Column, name: str, header: Optional[List[str]], ncols: int, source: str,
-             line: int, line_text: str, sep: Separator,
-             header_text: str = "") -> Optional[Tuple[int, int]]:
-    """``(first column, width)`` of a column spec, or ``None`` for a missing optional column.
-    ``line``/``line_text``: the line that gave the width ``ncols`` (for messages)."""
-    asked = f"{spec.option}={spec.key!r}" if spec.option else f"column {spec.key!r} (for {name})"
-    if isinstance(spec.key, str):
-        if header is None:
-            raise DataFormatError(f"{source}: {asked} names a column but the file has no header "
-                                  f"line; use 0-based positions or add a header")
-        names = [h.strip() for h in header]
-        if spec.key not in names:
-            if spec.optional:
-                return None
-            raise DataFormatError(f"{source}: missing column {spec.key!r} (for {name}); the header "
-                                  f"has {names} split at {sep.words()}{sep.origin()}"
-                                  f"{sep.hint(header_text, 2)}")
-        first = names.index(spec.key)
-    else:
-        first = int(spec.key)
-        if first < 0:
-            first += ncols
-    width = ncols - first if spec.width is None else int(spec.width)
-    if first < 0 or first + width > ncols or width < 0:
-        if spec.optional:
-            return None
-        if spec.option:
-            what = f"{spec.option}={spec.key} (positions count from 0)"
-        else:
-            what = f"columns {first + 1}..{first + width}" if width != 1 else f"column {first + 1}"
-            what += f" (for {name})"
-        fields = "field" if ncols == 1 else "fields"
-        raise DataFormatError(f"{source}, line {line}: {what} requested but the line has {ncols} "
-                              f"{fields} separated by {sep.words()}: {line_text[:80]!r}"
-                              f"{sep.origin()}{sep.hint(line_text, max(first, 0) + max(width, 1))}")
-    return first, width
-
-
-def _diagnose(text: str, raw: Optional[str], source: str, line_start: int, ncols: int,
-              numeric: Sequence[int], names: Dict[int, str],
-              sep: Separator) -> Optional[DataFormatError]:
-    """Walks a suspicious block line by line (error path only) and names the first bad line and
-    field; ``None`` when every line is well-formed."""
-    lines = text.split("\n")
-    raw_lines = raw.split("\n") if raw is not None else lines
-    numeric = set(numeric)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        shown = raw_lines[i].rstrip("\r")[:120] if i < len(raw_lines) else line[:120]
-        try:
-            fields = _split_fields(line.rstrip("\r"), sep.char)
-        except csv.Error as e:
-            return DataFormatError(f"{source}, line {line_start + i}: {e}: {shown!r}")
-        if len(fields) != ncols:
-            return DataFormatError(f"{source}, line {line_start + i}: expected {ncols} fields "
-                                   f"separated by {sep.words()}, found {len(fields)}: {shown!r}"
-                                   f"{sep.origin()}{sep.hint(line.rstrip(chr(13)), ncols)}")
-        for c in sorted(numeric):
-            if not _is_number(fields[c].strip()):
-                col = names.get(c, f"column {c + 1}")
-                return DataFormatError(f"{source}, line {line_start + i}: {col} is {fields[c]!r}, "
-                                       f"expected a number: {shown!r}")
-    return None
-
-
 def read_table(sources: Union[TextSource, Sequence[TextSource]], columns: Dict[str, Column], *,
                delimiter: Optional[str] = ",", header: Optional[bool] = None,
                preprocess: Optional[Callable[[bytes], bytes]] = None,
@@ -322,14 +162,14 @@ def read_table(sources: Union[TextSource, Sequence[TextSource]], columns: Dict[s
             state.new_source()
             with src.open() as f:
                 line_no = 1  # line number of the first line of the next block
-                for block in _iter_blocks(f, chunk_bytes):
+                for block in iter_blocks(f, chunk_bytes):
                     if bar is not None:
                         bar.update(len(block))
                     raw_text = None
                     if preprocess is not None:
-                        raw_text = _decode(block, src.name, line_no, encoding)
+                        raw_text = decode_block(block, src.name, line_no, encoding)
                         block = preprocess(block)
-                    text = _decode(block, src.name, line_no, encoding)
+                    text = decode_block(block, src.name, line_no, encoding)
                     block_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
                     state.feed(src.name, text, raw_text, line_no)
                     line_no += block_lines
@@ -386,7 +226,7 @@ class _ReadState:
         text = text[lead:]
         raw = raw[lead:] if raw is not None else None
         first = first.rstrip("\r")
-        fields = _split_fields(first, self.delimiter)
+        fields = split_fields(first, self.delimiter)
         if self.layout is not None:
             is_header = self.header_names is not None
         elif self.header is not None:
@@ -395,7 +235,7 @@ class _ReadState:
             is_header = True
         else:
             numeric = [int(c.key) for c in self.columns.values() if c.kind != "str"]
-            is_header = any(0 <= j < len(fields) and not _is_number(fields[j].strip())
+            is_header = any(0 <= j < len(fields) and not is_number(fields[j].strip())
                             for j in numeric)
         if is_header:
             if self.layout is None:
@@ -411,7 +251,7 @@ class _ReadState:
                 data_first = (text if nl < 0 else text[:nl]).rstrip("\r")
                 if data_first.strip():
                     width_text = data_first
-                    ncols = len(_split_fields(data_first, self.delimiter))
+                    ncols = len(split_fields(data_first, self.delimiter))
                     if ncols < len(self.header_names):
                         raise DataFormatError(
                             f"{source}, line {line}: {ncols} fields but the header names "
@@ -421,7 +261,7 @@ class _ReadState:
                     ncols = len(self.header_names)
             else:
                 ncols = len(fields)
-            resolved = {k: _resolve(c, k, self.header_names, ncols, source, width_line,
+            resolved = {k: resolve_column(c, k, self.header_names, ncols, source, width_line,
                                     width_text, self.sep, header_text=first)
                         for k, c in self.columns.items()}
             self.layout = (ncols, resolved)
@@ -510,7 +350,7 @@ def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: in
         row_lines = keep + line_start
 
     def fail(e: Exception) -> DataFormatError:
-        found = _diagnose(text, raw_text, source, line_start, ncols, num_cols, names, sep)
+        found = diagnose_block(text, raw_text, source, line_start, ncols, num_cols, names, sep)
         if found is not None:
             return found
         return DataFormatError(f"{source}, lines {line_start}..{line_start + text.count(chr(10))}:"
@@ -518,7 +358,7 @@ def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: in
 
     if ragged:
         # The count can also be off for benign reasons (separators inside a text column).
-        found = _diagnose(text, raw_text, source, line_start, ncols, num_cols, names, sep)
+        found = diagnose_block(text, raw_text, source, line_start, ncols, num_cols, names, sep)
         if found is not None:
             raise found
     with warnings.catch_warnings():
@@ -548,7 +388,7 @@ def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: in
         else:
             arr = nums[:, pos_num[first]]
             if c.kind in ("id", "int"):
-                arr = _to_int(arr, c.kind == "id", source, line_start, row_lines, names[first])
+                arr = to_int(arr, c.kind == "id", source, line_start, row_lines, names[first])
         if spill_dir is not None and c.kind != "str":
             w = writers.get(k)
             if w is None:
@@ -559,14 +399,3 @@ def _parse_block(text: str, raw_text: Optional[str], source: str, line_start: in
     return nrows, row_lines
 
 
-def _to_int(values: np.ndarray, non_negative: bool, source: str, line_start: int,
-            row_lines: Optional[np.ndarray], name: str) -> np.ndarray:
-    bad = ~np.isfinite(values) | (values != np.floor(values)) | (np.abs(values) >= _MAX_EXACT_INT)
-    if non_negative:
-        bad |= values < 0
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        line = int(row_lines[r]) if row_lines is not None else line_start + r
-        what = "a non-negative integer id" if non_negative else "an integer"
-        raise DataFormatError(f"{source}, line {line}: {name} is {float(values[r]):g}, expected {what}")
-    return values.astype(np.int64)

@@ -1,4 +1,4 @@
-"""The human-readable description of a :class:`~pyg_tgl.data.datasets.TemporalDataset` that
+"""The human-readable description of a :class:`~pyg_tgl.data.temporal_dataset.TemporalDataset` that
 ``python -m pyg_tgl.data info`` prints and :meth:`TemporalDataset.summary` returns."""
 from __future__ import annotations
 

@@ -211,12 +211,10 @@ def config_callbacks(cfg: Any) -> List[Callback]:
     return out
 
 
-def build_callbacks(cfg: Any, out_dir: Optional[Path], is_main: bool,
+def build_callbacks(cfg: Any, loggers: Sequence[Callback] = (),
                     extra: Sequence[Callback] = ()) -> CallbackList:
-    """The run's callbacks: the loggers of ``cfg.logger`` (rank 0 only), then the callbacks of
-    ``cfg.callbacks``, then ``extra`` (given from Python)."""
-    from pyg_tgl.train.loggers import build_loggers
-    loggers = build_loggers(cfg, out_dir) if is_main and out_dir is not None else []
+    """The run's callbacks: ``loggers`` (:func:`~pyg_tgl.train.loggers.build_loggers`, rank 0
+    only), then the callbacks of ``cfg.callbacks``, then ``extra`` (given from Python)."""
     for cb in extra:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks: {cb!r} is not a pyg_tgl.train.callbacks.Callback")

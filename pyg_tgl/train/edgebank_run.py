@@ -26,64 +26,23 @@ both references use.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from pyg_tgl.train.errors import ConfigError
 from pyg_tgl.train.metrics import LinkMetricAccumulator, test_summary
+from pyg_tgl.train.outputs import write_json
+from pyg_tgl.train.validation import _get
 
 log = logging.getLogger("pyg_tgl")
-
-MODES = ("unlimited", "time_window")
-WINDOW_RULES = ("dyglib", "tgb")
-
-
-def is_edgebank(cfg: Any) -> bool:
-    """Whether the configuration selects ``model=edgebank``."""
-    return OmegaConf.select(cfg, "model.name", default=None) == "edgebank"
-
-
-def validate_edgebank_config(cfg: DictConfig) -> None:
-    """Checks the EdgeBank options and what EdgeBank cannot do (node task, embedding export).
-
-    Raises:
-        ConfigError: one line naming the option and the allowed values.
-    """
-    from pyg_tgl.train.validation import ConfigError, _choice, _get
-    _choice(cfg, "model.mode", MODES, "unlimited")
-    _choice(cfg, "model.window_rule", WINDOW_RULES, "dyglib")
-    mode = _get(cfg, "model.mode", "unlimited")
-    window = _get(cfg, "model.time_window")
-    if window is not None:
-        if mode != "time_window":
-            raise ConfigError(f"model.time_window={window!r} is only used with "
-                              f"model.mode=time_window (got model.mode={mode!r}); set it to null")
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or \
-                not math.isfinite(window) or window < 0:
-            raise ConfigError(f"model.time_window={window!r}: expected a duration >= 0 in the "
-                              f"data's time unit, or null (derived from the history)")
-    proportion = _get(cfg, "model.window_proportion")
-    if proportion is not None and (isinstance(proportion, bool) or
-                                   not isinstance(proportion, (int, float)) or
-                                   not 0 < proportion <= 1):
-        raise ConfigError(f"model.window_proportion={proportion!r}: expected a number in (0, 1] "
-                          f"or null (data.test_ratio)")
-    if _get(cfg, "task.name") != "link":
-        raise ConfigError(f"model=edgebank supports task=link only (got "
-                          f"task={_get(cfg, 'task.name')!r}): it has no node embeddings")
-    if _get(cfg, "export.time") is not None:
-        raise ConfigError("export.time: model=edgebank has no node embeddings to export; set "
-                          "export.time=null")
-
 
 def _window(cfg: DictConfig, ctx: Any, part: str) -> Optional[float]:
     """The window's duration used while ``part`` (``val`` or ``test``) is scored."""
     from pyg_tgl.nn.edgebank import EdgeBank
-    from pyg_tgl.train.validation import _get
     if _get(cfg, "model.mode", "unlimited") != "time_window":
         return None
     fixed = _get(cfg, "model.time_window")
@@ -131,20 +90,18 @@ def run_edgebank(cfg: DictConfig, ctx: Any, out_dir: Path) -> Dict[str, Any]:
     Raises:
         ConfigError: in a data-parallel run (EdgeBank runs in one process).
     """
-    from pyg_tgl.train.experiment import ConfigError, _write_json
     dist = getattr(ctx, "dist", None)
     if dist is not None and getattr(dist, "enabled", False):
         raise ConfigError("model=edgebank runs in one process; data-parallel training "
                           "(hardware.distributed) does not apply to it")
     result = edgebank_metrics(cfg, ctx)
-    _write_json(result, Path(out_dir) / "metrics.json")
+    write_json(result, Path(out_dir) / "metrics.json")
     return result
 
 
 def edgebank_metrics(cfg: DictConfig, ctx: Any) -> Dict[str, Any]:
     """The content of ``metrics.json`` of an EdgeBank run (see :func:`run_edgebank`)."""
     from pyg_tgl.nn.edgebank import EdgeBank
-    from pyg_tgl.train.validation import _get
     seed = int(cfg.seed)
     split = ctx.split
     data = ctx.ds.data

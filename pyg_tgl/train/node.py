@@ -179,7 +179,8 @@ def run_node_classification(cfg: Any, ctx: Any, model: torch.nn.Module,
         progress (bool): unused (kept for a uniform signature); embedding is logged instead.
     """
     from pyg_tgl.train.checkpoint import load_checkpoint
-    from pyg_tgl.train.experiment import ConfigError, load_model_state
+    from pyg_tgl.train.errors import ConfigError
+    from pyg_tgl.train.resume import load_model_state
 
     task = cfg.task
     if task.get("link_checkpoint"):

@@ -1,21 +1,17 @@
-"""Chronological splits: capping the number of events and the inductive (new-node) masks.
+"""Capping a chronological split to the first ``train.max_events`` events.
 
-Inductive setting (as in the TGAT/DyGLib evaluation, without TGAT's node masking): an evaluation
-event is *inductive* when its source or its destination never occurs in a training event. The
-transductive setting scores every event of the split.
+The split itself and the inductive (new-node) mask are defined once, in
+:mod:`pyg_tgl.data.splits`; :func:`inductive_mask` and :func:`seen_nodes` are importable from here
+too.
 """
 from __future__ import annotations
 
 from typing import Dict, Optional
 
-import torch
-from torch import Tensor
+from pyg_tgl.data.splits import event_bounds as _bounds
+from pyg_tgl.data.splits import inductive_mask, seen_nodes
 
-
-def _bounds(s: slice) -> tuple:
-    if not isinstance(s, slice) or s.stop is None or (s.step not in (None, 1)):
-        raise ValueError(f"split entries must be contiguous slices with a stop, got {s!r}")
-    return int(s.start or 0), int(s.stop)
+__all__ = ["cap_split", "inductive_mask", "seen_nodes"]
 
 
 def cap_split(split: Dict[str, slice], max_events: Optional[int]) -> Dict[str, slice]:
@@ -49,27 +45,3 @@ def cap_split(split: Dict[str, slice], max_events: Optional[int]) -> Dict[str, s
         "val": slice(a + n_train, a + n_train + n_val),
         "test": slice(a + n_train + n_val, a + max_events),
     }
-
-
-def seen_nodes(src: Tensor, dst: Tensor, num_nodes: int, events: slice) -> Tensor:
-    """``[num_nodes]`` bool: the node occurs (as source or destination) in ``events``."""
-    a, b = _bounds(events)
-    seen = torch.zeros(num_nodes, dtype=torch.bool, device=src.device)
-    seen[src[a:b]] = True
-    seen[dst[a:b]] = True
-    return seen
-
-
-def inductive_mask(src: Tensor, dst: Tensor, num_nodes: int, train: slice,
-                   events: slice) -> Tensor:
-    """``[len(events)]`` bool: the event's source or destination never occurs in ``train``.
-
-    Args:
-        src, dst (torch.Tensor): ``[E]`` node ids of all events.
-        num_nodes (int): number of nodes.
-        train (slice): the training events.
-        events (slice): the evaluated events.
-    """
-    seen = seen_nodes(src, dst, num_nodes, train)
-    a, b = _bounds(events)
-    return ~(seen[src[a:b]] & seen[dst[a:b]])

@@ -16,7 +16,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pyg_tgl.data.loader import ROOT_TIMES
 from pyg_tgl.train.callbacks import validate_callbacks_config
-from pyg_tgl.train.edgebank_run import is_edgebank, validate_edgebank_config
 from pyg_tgl.train.errors import ConfigError
 from pyg_tgl.train.loggers import validate_logger_config
 from pyg_tgl.train.loop import LOSSES, PRECISIONS
@@ -199,6 +198,47 @@ def normalize_config(cfg: DictConfig) -> DictConfig:
     if isinstance(neighbor, int) and not isinstance(neighbor, bool):
         cfg.model.sampling.neighbor = [neighbor]
     return cfg
+
+
+EDGEBANK_MODES = ("unlimited", "time_window")
+EDGEBANK_WINDOW_RULES = ("dyglib", "tgb")
+
+
+def is_edgebank(cfg: Any) -> bool:
+    """Whether the configuration selects ``model=edgebank``."""
+    return _get(cfg, "model.name") == "edgebank"
+
+
+def validate_edgebank_config(cfg: DictConfig) -> None:
+    """Checks the EdgeBank options and what EdgeBank cannot do (node task, embedding export).
+
+    Raises:
+        ConfigError: one line naming the option and the allowed values.
+    """
+    _choice(cfg, "model.mode", EDGEBANK_MODES, "unlimited")
+    _choice(cfg, "model.window_rule", EDGEBANK_WINDOW_RULES, "dyglib")
+    mode = _get(cfg, "model.mode", "unlimited")
+    window = _get(cfg, "model.time_window")
+    if window is not None:
+        if mode != "time_window":
+            raise ConfigError(f"model.time_window={window!r} is only used with "
+                              f"model.mode=time_window (got model.mode={mode!r}); set it to null")
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or \
+                not math.isfinite(window) or window < 0:
+            raise ConfigError(f"model.time_window={window!r}: expected a duration >= 0 in the "
+                              f"data's time unit, or null (derived from the history)")
+    proportion = _get(cfg, "model.window_proportion")
+    if proportion is not None and (isinstance(proportion, bool) or
+                                   not isinstance(proportion, (int, float)) or
+                                   not 0 < proportion <= 1):
+        raise ConfigError(f"model.window_proportion={proportion!r}: expected a number in (0, 1] "
+                          f"or null (data.test_ratio)")
+    if _get(cfg, "task.name") != "link":
+        raise ConfigError(f"model=edgebank supports task=link only (got "
+                          f"task={_get(cfg, 'task.name')!r}): it has no node embeddings")
+    if _get(cfg, "export.time") is not None:
+        raise ConfigError("export.time: model=edgebank has no node embeddings to export; set "
+                          "export.time=null")
 
 
 def validate_config(cfg: DictConfig) -> None:

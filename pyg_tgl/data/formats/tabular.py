@@ -8,10 +8,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .delimiters import AUTO, normalize_delimiter, sniff_delimiter
-from .formats import RawEvents, as_integers
-from .readers import (Column, DataFormatError, _is_number, _split_fields, parse_iso_datetimes,
-                      read_table, source_from_path)
+from ..delimiters import AUTO, normalize_delimiter, sniff_delimiter
+from ..errors import DataFormatError
+from ..readers import Column, parse_iso_datetimes, read_table, source_from_path
+from ..table_checks import is_number, split_fields
+from .raw import RawEvents, as_integers
 
 __all__ = ["read_csv"]
 
@@ -94,20 +95,20 @@ def _sniff_id_type(source, keys, delimiter, header) -> str:
                 break
     if not lines:
         return "int"
-    first = _split_fields(lines[0], delimiter)
+    first = split_fields(lines[0], delimiter)
     names = None
     by_name = any(isinstance(k, str) for k in keys.values())
     has_header = header if header is not None else (
-        by_name or not all(_is_number(x) for x in first))
+        by_name or not all(is_number(x) for x in first))
     if has_header:
         names = [x.strip().strip('"') for x in first]
         if len(lines) < 2:
             return "int"
-        first = _split_fields(lines[1], delimiter)
+        first = split_fields(lines[1], delimiter)
     for k in ("src", "dst"):
         key = keys[k]
         j = names.index(key) if isinstance(key, str) and names and key in names else key
-        if isinstance(j, int) and j < len(first) and not _is_number(first[j].strip()):
+        if isinstance(j, int) and j < len(first) and not is_number(first[j].strip()):
             return "str"
     return "int"
 
