@@ -347,3 +347,16 @@ def test_a_step_returns_its_writes_and_applies_none():
     assert first.nodes.tolist() == [0, 1] and first.mail_nodes.tolist() == [0, 1]
     model.apply_update(model.step(batch)[2])
     assert model.memory.memory[:2].any() and not model.memory.memory[2:].any()
+
+
+def test_the_memory_modules_keep_their_import_paths():
+    # The mailbox and the storage helpers live in their own modules; the names that
+    # pyg_tgl.nn.memory always offered still import from there, as the same objects.
+    import pyg_tgl.nn as nn
+    from pyg_tgl.nn import mailbox, memory, storage
+    for name in ("Mailbox", "NodeMemory", "MemoryState", "MemoryQuery", "MemoryWrites",
+                 "latest_entry_of", "latest_per_node", "unique_pairs"):
+        assert getattr(memory, name) is getattr(nn, name, getattr(memory, name))
+    assert memory.Mailbox is mailbox.Mailbox is nn.Mailbox
+    assert memory.unique_pairs is storage.unique_pairs
+    assert issubclass(memory.NodeMemory, storage._StateModule)

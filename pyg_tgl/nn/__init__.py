@@ -9,13 +9,13 @@ from pyg_tgl._lazy import lazy_attributes
 
 _LAZY = {
     "TimeEncoder": "pyg_tgl.nn.time_encoder",
-    "Mailbox": "pyg_tgl.nn.memory",
+    "Mailbox": "pyg_tgl.nn.mailbox",
     "NodeMemory": "pyg_tgl.nn.memory",
     "MemoryState": "pyg_tgl.nn.memory",
     "MemoryWrites": "pyg_tgl.nn.memory",
     "MemoryQuery": "pyg_tgl.nn.memory",
-    "latest_per_node": "pyg_tgl.nn.memory",
-    "latest_entry_of": "pyg_tgl.nn.memory",
+    "latest_per_node": "pyg_tgl.nn.storage",
+    "latest_entry_of": "pyg_tgl.nn.storage",
     "GRUUpdater": "pyg_tgl.nn.updaters",
     "RNNUpdater": "pyg_tgl.nn.updaters",
     "TransformerUpdater": "pyg_tgl.nn.updaters",

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from pyg_tgl.nn.attention import IdentityLayer, JODIETimeProjection, TemporalAttention
-from pyg_tgl.nn.memory import MemoryState, unique_pairs
+from pyg_tgl.nn.memory import MemoryState
+from pyg_tgl.nn.storage import unique_pairs
 
 Plan = Dict[str, Any]
 Points = List[Tuple[Tensor, Tensor]]
