@@ -183,3 +183,27 @@ def test_parts_that_do_not_fit_are_named():
         TemporalGNN(IdentityEmbedding(8, num_snapshots=3), EdgePredictor(8), memory=memory)
     with pytest.raises(TypeError, match=r"pyg_tgl.models.build_model\(model_cfg"):
         TemporalGNN({"gnn": {"arch": "identity"}}, 10)
+
+
+@pytest.mark.parametrize("name", ["dysat", "tgn_pair_features", "tgn_pair_history",
+                                  "jodie_node_feat", "apan"])
+def test_every_part_resets_its_parameters(name):
+    """Each part is a PyG-style module with ``reset_parameters()``; the model's resets every
+    parameter (here: from NaN back to finite values) and empties the state."""
+    data = cases.case_data()
+    cfg = cases.case_config(name, data)
+    model = _build(name, data, cfg)
+    for part_name, part in model.named_children():
+        assert callable(getattr(part, "reset_parameters", None)), part_name
+    train, _ = cases.case_loaders(cfg, data)
+    model.apply_update(model.step(next(iter(train)))[2])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    model.reset_parameters()
+    for pname, p in model.named_parameters():
+        assert torch.isfinite(p).all(), pname
+    if model.memory is not None:
+        assert model.memory.memory.abs().sum() == 0
+    if model.pair_history is not None:
+        assert len(model.pair_history) == 0

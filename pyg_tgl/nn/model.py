@@ -148,7 +148,7 @@ class TemporalGNN(torch.nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialises every learnable parameter and resets the state."""
         for part in (self.memory, self.node_input, self.embedding, self.combiner,
-                     self.edge_predictor):
+                     self.pair_features, self.pair_history, self.edge_predictor):
             if part is not None and hasattr(part, "reset_parameters"):
                 part.reset_parameters()
         self.reset_state()

@@ -72,6 +72,10 @@ class SampledPairFeatures(torch.nn.Module):
         self.recency = bool(recency)
         self.width = PAIR_FEATURES + PAIR_RECENCY_FEATURES * self.recency
 
+    def reset_parameters(self) -> None:
+        """Nothing to reset (no parameters, no state); here so that every part of a model has
+        the same interface."""
+
     def forward(self, batch) -> Tensor:
         """``[(1 + num_neg) * B, width]`` features of the batch's candidate pairs."""
         return pair_features(batch, self.recency)
