@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import Any
 
 import pytest
 import torch
@@ -207,3 +208,32 @@ def test_every_part_resets_its_parameters(name):
         assert model.memory.memory.abs().sum() == 0
     if model.pair_history is not None:
         assert len(model.pair_history) == 0
+
+
+def test_the_builder_reads_a_dict_a_dictconfig_and_dataclasses_alike():
+    """The typed schema may hand the builder nested dataclasses (or a structured DictConfig of
+    them): the same model, parameter for parameter, as from the YAML's DictConfig."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+    data = cases.case_data()
+    cfg = cases.case_config("tgn_pair_history", data)
+
+    def as_dataclass(name: str, values: dict):
+        fields = [(k, Any, dataclasses.field(default_factory=lambda v=v: copy.deepcopy(v)))
+                  for k, v in values.items()]
+        return dataclasses.make_dataclass(name, fields)()
+
+    plain = OmegaConf.to_container(cfg.model, resolve=True)
+    typed = as_dataclass("Model", {k: as_dataclass(k.title(), v) if isinstance(v, dict) else v
+                                   for k, v in plain.items()})
+    reference = {k: v.clone() for k, v in _build("tgn_pair_history", data, cfg).state_dict()
+                 .items()}
+    for form in (plain, typed, OmegaConf.structured(typed)):
+        torch.manual_seed(0)
+        model = build_model(form, cases.NUM_NODES, dropout=cfg.train.dropout,
+                            att_dropout=cfg.train.att_dropout, edge_feat=data.msg)
+        assert model.pair_history is not None and model.memory is not None
+        state = model.state_dict()
+        assert state.keys() == reference.keys()
+        assert all(torch.equal(state[k], reference[k]) for k in reference), type(form)
