@@ -62,7 +62,7 @@ def _train(out: Path, nproc: int, batch: int, options: List[str], frozen_time: b
            ) -> Dict[str, Any]:
     from omegaconf import OmegaConf
 
-    from pyg_tgl.train.distributed import launch_local
+    from pyg_tgl.train.launch import launch_local
     cfg = _compose(BASE + [f"train.batch_size={batch}", *options])
     launch_local(_rank, nproc, (OmegaConf.to_yaml(cfg), str(out), frozen_time))
     return json.loads((out / "metrics.json").read_text())

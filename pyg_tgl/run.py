@@ -139,7 +139,8 @@ def task(cfg: Any) -> Optional[Dict[str, Any]]:
 
     from pyg_tgl.data.storage import CacheFullError
     from pyg_tgl.train.checkpoint import CheckpointWriteError
-    from pyg_tgl.train.distributed import DistributedError, env_rank, launch_local
+    from pyg_tgl.train.distributed import DistributedError, env_rank
+    from pyg_tgl.train.launch import launch_local
     from pyg_tgl.train.experiment import ConfigError, run_experiment
     from pyg_tgl.train.validation import normalize_config, validate_config
     quiet = cfg.get("quiet", False) is True
@@ -231,7 +232,8 @@ def main() -> None:
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    from pyg_tgl.train.distributed import env_rank, exit_without_teardown
+    from pyg_tgl.train.distributed import env_rank
+    from pyg_tgl.train.launch import exit_without_teardown
     sys.argv[1:] = _tgl_run_dir(sys.argv[1:])
     ranks = env_rank()
     if ranks is not None and ranks[0] > 0:

@@ -17,7 +17,7 @@ from cli import cli_env, run_cli
 from omegaconf import OmegaConf
 
 from pyg_tgl.data.loader import TemporalNeighborLoader, shard_bounds
-from pyg_tgl.train.distributed import free_port, launch_local
+from pyg_tgl.train.launch import free_port, launch_local
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -47,7 +47,7 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
     Outputs: ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
     ``training_curve.png`` and, with ``export.time`` set, ``embeddings.pt``.
 
-    Started by ``torchrun`` (or :func:`pyg_tgl.train.distributed.launch_local`), the process
+    Started by ``torchrun`` (or :func:`pyg_tgl.train.launch.launch_local`), the process
     joins the process group and trains data parallel; rank 0 writes the outputs (``out_dir`` of
     the other ranks is ignored), every rank returns the same result.
 
