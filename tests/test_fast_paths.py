@@ -1,8 +1,8 @@
 """The speed paths compute exactly what the plain paths compute (issue 7).
 
-* :meth:`TemporalAttention.forward_dense_unique` and ``AttentionEmbedding``'s ``unique_inputs`` (inputs
-  once per distinct ``(node, time)``, projections once per distinct ``(neighbour, edge)``): the
-  same embeddings, gradients and memory updates as the expanded dense path.
+* :meth:`TemporalAttention.forward_dense_unique` and ``AttentionEmbedding``'s ``unique_inputs``
+  (inputs once per distinct ``(node, time)``, projections once per distinct ``(neighbour,
+  edge)``): the same embeddings, gradients and memory updates as the expanded dense path.
 """
 from __future__ import annotations
 

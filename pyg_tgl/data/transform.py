@@ -3,10 +3,10 @@ r"""Batch transforms: per-batch preparation with a declared contract.
 A transform reads some fields of a :class:`~pyg_tgl.data.batch.TemporalBatch` and adds others;
 it says which in ``requires`` and ``produces`` (the idea of the hooks of TGM,
 ``github.com/tgm-team/tgm``), so a loader can refuse a transform whose inputs a batch lacks and
-check that it delivered what it promised. A model owns the transform that prepares its batches (e.g. the index work of
-:class:`~pyg_tgl.nn.TemporalGNN`, ``model.batch_transform``), set once when the model is built;
-the trainer hands it to the loaders (``LinkTrainer(host_plans=True)``), which apply it where the
-batch is built, on the host.
+check that it delivered what it promised. A model owns the transform that prepares its batches
+(e.g. the index work of :class:`~pyg_tgl.nn.TemporalGNN`, ``model.batch_transform``), set once
+when the model is built; the trainer hands it to the loaders (``LinkTrainer(host_plans=True)``),
+which apply it where the batch is built, on the host.
 """
 from __future__ import annotations
 
