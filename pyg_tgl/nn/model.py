@@ -23,7 +23,12 @@ _OLD_PREFIXES = (("layers.", "embedding.layers."), ("time_proj.", "embedding.tim
 
 class IndexPlan(BatchTransform):
     """A :class:`TemporalGNN`'s batch preparation: :meth:`TemporalGNN.index_plan` stored as
-    ``batch.plan`` (host-computable deduplications, see ``LinkTrainer(host_plans=True)``)."""
+    ``batch.plan`` (host-computable deduplications, see ``LinkTrainer(host_plans=True)``).
+
+    Args:
+        model: the model whose batches it prepares (it owns this transform,
+            :attr:`TemporalGNN.batch_transform`).
+    """
 
     requires = frozenset({"root_nodes", "root_ts", "blocks"})
     produces = frozenset({"plan"})
