@@ -109,11 +109,11 @@ def _num_params() -> int:
     sys.path.insert(0, str(ROOT))
     from hydra import compose, initialize_config_dir
 
-    from pyg_tgl.nn import TemporalGNN
+    from pyg_tgl.models import build_model
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="config", overrides=["model=tgn"])
     import torch
-    model = TemporalGNN(cfg.model, 9227, edge_feat=torch.zeros(1, 172))
+    model = build_model(cfg.model, 9227, edge_feat=torch.zeros(1, 172))
     return sum(p.numel() for p in model.parameters())
 
 

@@ -43,7 +43,7 @@ def worker(num_events: int, edge_dim: int, batches: int, batch_size: int, precis
     from pyg_tgl.data.loader import TemporalNeighborLoader
     from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events
     from pyg_tgl.data.tcsr import TCSR
-    from pyg_tgl.nn import TemporalGNN
+    from pyg_tgl.models import build_model
     from pyg_tgl.train.loop import LinkTrainer
     from pyg_tgl.train.schedule import BatchSchedule
 
@@ -74,7 +74,7 @@ def worker(num_events: int, edge_dim: int, batches: int, batch_size: int, precis
     cfg = OmegaConf.load(ROOT / "conf" / "model" / "tgn.yaml").model
     cfg.memory.storage_dtype = memory_dtype
     torch.manual_seed(0)
-    model = TemporalGNN(cfg, num_nodes, edge_feat=data.msg)
+    model = build_model(cfg, num_nodes, edge_feat=data.msg)
     warm = 5
     span = (warm + batches) * batch_size
     if span > num_events:

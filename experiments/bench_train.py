@@ -18,8 +18,9 @@ both for ``N`` epochs and reports their test AP. TGAT, JODIE, APAN and DySAT run
 with their own configurations. Results go to ``experiments/results/bench_train[_TAG].{json,md}``.
 
 Time split of pyg_tgl: ``sample`` waiting for the loader; ``memory`` the memory read
-(:meth:`NodeMemory.compute`, GRU over the distinct ``(node, time)`` queries) plus the write after
-the step (:meth:`TemporalGNN.update_memory`); ``gnn`` the rest of the forward and the loss;
+(:meth:`NodeMemory.compute`, GRU over the distinct ``(node, time)`` queries) plus applying the
+step's writes after the optimizer step (:meth:`TemporalGNN.apply_update`); ``gnn`` the rest of
+the forward (the writes included, :meth:`TemporalGNN.step`) and the loss;
 ``backward``; ``update`` the optimizer step.
 
 Run from the repository root::
@@ -53,6 +54,7 @@ from pyg_tgl.data.datasets import shared_data_dir  # noqa: E402
 from pyg_tgl.data.loader import TemporalNeighborLoader  # noqa: E402
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events  # noqa: E402
 from pyg_tgl.data.tcsr import TCSR  # noqa: E402
+from pyg_tgl.models import build_model  # noqa: E402
 from pyg_tgl.nn import TemporalGNN  # noqa: E402
 from pyg_tgl.train.experiment import sampling_options  # noqa: E402
 from pyg_tgl.train.loop import LinkTrainer  # noqa: E402
@@ -102,12 +104,12 @@ class _Phases:
 
 def _instrument(model: TemporalGNN, phases: _Phases) -> None:
     """Times the memory read and the forward without changing what they compute."""
-    score = model.score
+    step = model.step
 
-    def timed_score(batch):
+    def timed_step(batch):
         with phases.charge("forward"):
-            return score(batch)
-    model.score = timed_score
+            return step(batch)
+    model.step = timed_step
     if model.memory is not None:
         compute = model.memory.compute
 
@@ -145,7 +147,7 @@ class Ours:
 
     def build(self) -> None:
         torch.manual_seed(self.seed)
-        self.model = TemporalGNN(self.cfg, self.num_nodes, edge_feat=self.data.msg,
+        self.model = build_model(self.cfg, self.num_nodes, edge_feat=self.data.msg,
                                  dropout=0.2, att_dropout=0.2).to(self.device)
         self.phases = _Phases()
         _instrument(self.model, self.phases)

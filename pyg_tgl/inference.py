@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from omegaconf import OmegaConf
@@ -187,7 +187,8 @@ class TrainedRun:
 
 
 def load_run(run_dir: Union[str, Path], checkpoint: str = "best",
-             device: Optional[str] = None) -> TrainedRun:
+             device: Optional[str] = None,
+             model_factory: Optional[Callable[..., torch.nn.Module]] = None) -> TrainedRun:
     """Loads a finished (or interrupted) run of ``python -m pyg_tgl.run`` for inference.
 
     Args:
@@ -195,6 +196,8 @@ def load_run(run_dir: Union[str, Path], checkpoint: str = "best",
         checkpoint (str): ``"best"`` (the selected epoch), ``"last"``, or a checkpoint path.
         device (str, optional): ``"cpu"``, ``"cuda"``, ...; default the run's
             ``hardware.device``.
+        model_factory (callable, optional): what the run was trained with
+            (``run_experiment(model_factory=...)``); default TGL's compositions.
 
     Returns:
         TrainedRun: the model (evaluation mode), data and configuration.
@@ -220,7 +223,7 @@ def load_run(run_dir: Union[str, Path], checkpoint: str = "best",
         raise ConfigError(f"checkpoint={checkpoint!r}: {e}") from e
     ds = load_data(cfg)
     context = Context(cfg, ds, dev)
-    model = build_model(cfg, ds, dev)
+    model = build_model(cfg, ds, dev, model_factory)
     load_model_state(model, state["model"])
     model.eval()
     return TrainedRun(run_dir, cfg, context, model, ckpt_path, state)

@@ -138,8 +138,8 @@ def test_changing_the_future_changes_no_earlier_test_score(tmp_path, pair):
         pos = []
         with torch.no_grad():
             for batch in ctx.loader(split["test"], 1, "random", 2):
-                p, _ = model.score(batch)
-                model.update_memory(batch)
+                p, _, update = model.step(batch)
+                model.apply_update(update)
                 pos.append(p)
         scores.append((torch.cat(pos), split["test"].start))
     (a, start), (b, _) = scores
@@ -261,7 +261,7 @@ def test_pair_history_in_the_model_follows_memory_semantics(tmp_path):
         model = build_model(cfg, ds, torch.device("cpu"))
         train = ctx.split["train"]
         first = next(iter(ctx.loader(train, 1, "random", 0)))
-        pair = model._pair_input(first, torch.device("cpu"))
+        pair = model.pair_input(first, torch.device("cpu"))
         assert pair.shape[1] == model.edge_predictor.dim_pair
         assert not pair[:, -model.pair_history.width:].any(), \
             "the first batch must not see its own events"

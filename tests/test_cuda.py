@@ -17,6 +17,7 @@ from torch_geometric.data import TemporalData
 
 from pyg_tgl.data.loader import TemporalNeighborLoader
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events
+from pyg_tgl.models import build_model
 from pyg_tgl.nn import NodeMemory, TemporalGNN
 from pyg_tgl.train.experiment import sampling_options
 from pyg_tgl.train.loop import LinkTrainer
@@ -53,7 +54,7 @@ def _trainer(name: str, data: TemporalData, device: str, model: TemporalGNN = No
     if model is None:
         torch.manual_seed(0)
         # No dropout: CPU and CUDA draw different random masks.
-        model = TemporalGNN(cfg, 80, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
+        model = build_model(cfg, 80, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     train = slice(0, 1000)

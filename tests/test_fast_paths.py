@@ -1,8 +1,8 @@
 """The speed paths compute exactly what the plain paths compute (issue 7).
 
-* :meth:`TemporalAttention.forward_dense_unique` and ``TemporalGNN``'s ``unique_inputs`` (inputs
-  once per distinct ``(node, time)``, projections once per distinct ``(neighbour, edge)``): the
-  same embeddings, gradients and memory updates as the expanded dense path.
+* :meth:`TemporalAttention.forward_dense_unique` and ``AttentionEmbedding``'s ``unique_inputs``
+  (inputs once per distinct ``(node, time)``, projections once per distinct ``(neighbour,
+  edge)``): the same embeddings, gradients and memory updates as the expanded dense path.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch_geometric.data import TemporalData
 
 from pyg_tgl.data.loader import TemporalNeighborLoader
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events
-from pyg_tgl.nn import TemporalGNN
+from pyg_tgl.models import build_model
 from pyg_tgl.nn.attention import TemporalAttention
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
@@ -70,11 +70,11 @@ def test_unique_inputs_give_the_same_training_run(name, strategy, root_time):
         cfg.memory.dim_out = 8
         cfg.memory.dim_time = 6
     fanout = list(cfg.sampling.neighbor)
-    fast = TemporalGNN(cfg, 40, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
-    assert fast.unique_inputs
-    assert fast.unique_roots == (cfg.sampling.strategy == "recent")
+    fast = build_model(cfg, 40, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
+    assert fast.embedding.unique_inputs
+    assert fast.embedding.unique_roots == (cfg.sampling.strategy == "recent")
     slow = copy.deepcopy(fast)
-    slow.unique_inputs = slow.unique_roots = False
+    slow.embedding.unique_inputs = slow.embedding.unique_roots = False
     opt = torch.optim.SGD(fast.parameters(), lr=1e-3)
     loader = TemporalNeighborLoader(data, fanout, strategy=str(cfg.sampling.strategy),
                                     batch_size=150, num_threads=1, root_time=root_time)
@@ -82,10 +82,11 @@ def test_unique_inputs_give_the_same_training_run(name, strategy, root_time):
     for batch in loader:
         keys = batch.root_nodes.double() * 1e12 + batch.root_ts
         duplicates += batch.root_nodes.numel() - keys.unique().numel()
-        outs = []
+        outs, updates = [], []
         for model in (fast, slow):
             model.zero_grad()
-            pos, neg = model.score(batch)
+            pos, neg, update = model.step(batch)
+            updates.append(update)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]))
             loss.backward()
@@ -102,8 +103,8 @@ def test_unique_inputs_give_the_same_training_run(name, strategy, root_time):
         # The plain model continues from the same parameters, so the runs cannot drift apart
         # through float rounding amplified by training.
         slow.load_state_dict(fast.state_dict())
-        fast.update_memory(batch)
-        slow.update_memory(batch)
+        fast.apply_update(updates[0])
+        slow.apply_update(updates[1])
         if fast.memory is not None:
             assert torch.allclose(fast.memory.memory, slow.memory.memory, rtol=1e-3, atol=1e-5)
     if root_time == "batch":
@@ -112,8 +113,9 @@ def test_unique_inputs_give_the_same_training_run(name, strategy, root_time):
 
 @pytest.mark.parametrize("name", ["jodie", "dysat", "tgat", "tgn", "apan"])
 def test_host_index_plans_give_the_same_training_run(name):
-    # LinkTrainer(host_plans=True) has the prefetching loader compute TemporalGNN.index_plan on
-    # the host (what a CUDA device gets by default): the same losses, memory and scores.
+    # LinkTrainer(host_plans=True) has the prefetching loader apply the model's batch_transform
+    # (TemporalGNN.index_plan) on the host (what a CUDA device gets by default): the same
+    # losses, memory and scores.
     from pyg_tgl.train.experiment import sampling_options
     from pyg_tgl.train.loop import LinkTrainer
     from pyg_tgl.train.schedule import BatchSchedule
@@ -127,7 +129,7 @@ def test_host_index_plans_give_the_same_training_run(name):
     runs = []
     for host_plans in (False, True):
         torch.manual_seed(0)
-        model = TemporalGNN(cfg, 40, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
+        model = build_model(cfg, 40, edge_feat=data.msg, dropout=0.0, att_dropout=0.0)
         s = sampling_options(cfg)
 
         def loader(events, seed):
@@ -140,7 +142,7 @@ def test_host_index_plans_give_the_same_training_run(name):
                               loader(train, 0), BatchSchedule(train, 150), progress=False,
                               host_plans=host_plans)
         if host_plans:
-            assert trainer.train_loader.transform == model.index_plan
+            assert trainer.train_loader.transform is model.batch_transform
         losses = [trainer.train_epoch(e)["loss"] for e in range(2)]
         val = loader(slice(600, 900), 1)
         m = trainer.evaluate(val)
@@ -155,9 +157,9 @@ def test_host_index_plans_give_the_same_training_run(name):
 def test_index_plan_travels_with_the_batch_and_is_checked():
     data = _data(300)
     cfg = OmegaConf.load(CONF / "tgn.yaml").model
-    model = TemporalGNN(cfg, 40, edge_feat=data.msg)
+    model = build_model(cfg, 40, edge_feat=data.msg)
     loader = TemporalNeighborLoader(data, [10], batch_size=100, num_threads=1,
-                                    transform=model.index_plan)
+                                    transform=model.batch_transform)
     batch = next(iter(loader))
     plan, = batch.plan
     assert set(plan) == {"pairs", "memory", "roots", "edges", "neighbor_pairs"}

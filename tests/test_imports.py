@@ -105,3 +105,11 @@ def test_the_import_walk_sees_function_level_and_lazy_imports():
 def test_no_import_cycle_in_the_package():
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_no_module_over_the_size_read_at_once():
+    sizes = {str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines())
+             for p in PACKAGE.rglob("*.py")}
+    too_long = {path: n for path, n in sorted(sizes.items()) if n > MAX_LINES}
+    assert not too_long, (f"modules over {MAX_LINES} lines (split them by concept): "
+                          + ", ".join(f"{path} ({n})" for path, n in too_long.items()))

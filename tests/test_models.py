@@ -13,7 +13,8 @@ import yaml
 from sklearn.metrics import average_precision_score
 from torch_geometric.data import TemporalData
 
-from pyg_tgl.nn import NodeMemory, TemporalGNN
+from pyg_tgl.models import build_model
+from pyg_tgl.nn import NodeMemory
 
 pytest.importorskip("pyg_tgl._core",
                     reason="the C++ sampler is not built (python setup.py build_ext --inplace)")
@@ -100,22 +101,22 @@ def train_and_eval(model, train_loader, test_loader, epochs, lr, leaky=False) ->
         model.reset_state()
         for batch in train_loader:
             opt.zero_grad()
-            pos, neg = model.score(batch)
+            pos, neg, update = model.step(batch)
             if leaky:
-                model.update_memory(batch)
-                pos, neg = model.score(batch)
+                model.apply_update(update)
+                pos, neg, update = model.step(batch)
             bce(pos, neg).backward()
             opt.step()
-            model.update_memory(batch)
+            model.apply_update(update)
     model.eval()
     y, p = [], []
     with torch.no_grad():
         for batch in test_loader:
-            pos, neg = model.score(batch)
+            pos, neg, update = model.step(batch)
             if leaky:
-                model.update_memory(batch)
-                pos, neg = model.score(batch)
-            model.update_memory(batch)
+                model.apply_update(update)
+                pos, neg, update = model.step(batch)
+            model.apply_update(update)
             y += [1] * pos.numel() + [0] * neg.numel()
             p += torch.cat([pos, neg]).tolist()
     return average_precision_score(y, p)
@@ -186,25 +187,29 @@ def test_hydra_composes_model_configs(tmp_path):
             assert cfg.model.name == name and cfg.train.batch_size == 600
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # DySAT's featureless fallback
-                model = TemporalGNN(cfg.model, 10, dropout=cfg.train.dropout,
+                model = build_model(cfg.model, 10, dropout=cfg.train.dropout,
                                     att_dropout=cfg.train.att_dropout)
             assert model.dim_out == 100
 
 
 def test_structure_built_from_config():
-    tgn = TemporalGNN(load("tgn")["model"], 50, dim_edge_feat=4, edge_feat=torch.randn(9, 4))
+    tgn = build_model(load("tgn")["model"], 50, dim_edge_feat=4, edge_feat=torch.randn(9, 4))
     assert isinstance(tgn.memory, NodeMemory) and tgn.memory.mailbox.dim_mail == 204
-    assert len(tgn.layers) == 1 and tgn.layers[0][0].dim_node == 100
-    tgat = TemporalGNN(load("tgat")["model"], 50)
-    assert tgat.memory is None and len(tgat.layers) == 2 and tgat.layers[0][0].dim_node == 0
+    layers = tgn.embedding.layers
+    assert len(layers) == 1 and layers[0][0].dim_node == 100
+    tgat = build_model(load("tgat")["model"], 50)
+    layers = tgat.embedding.layers
+    assert tgat.memory is None and len(layers) == 2 and layers[0][0].dim_node == 0
     with pytest.warns(UserWarning, match="no memory, node or edge features"):
-        dysat = TemporalGNN(load("dysat")["model"], 50)
-    assert len(dysat.layers[0]) == 3 and dysat.combiner is not None
-    dysat_e = TemporalGNN(load("dysat")["model"], 50, edge_feat=torch.randn(9, 4))
-    assert dysat_e.layers[0][0].dim_time == 0  # TGL's DySAT: structure and edge features only
-    jodie = TemporalGNN(load("jodie")["model"], 50)
-    assert jodie.time_proj is not None and jodie.memory.updater.cell_type is torch.nn.RNNCell
-    apan = TemporalGNN(load("apan")["model"], 50)
+        dysat = build_model(load("dysat")["model"], 50)
+    assert len(dysat.embedding.layers[0]) == 3 and dysat.combiner is not None
+    dysat_e = build_model(load("dysat")["model"], 50, edge_feat=torch.randn(9, 4))
+    # TGL's DySAT: structure and edge features only
+    assert dysat_e.embedding.layers[0][0].dim_time == 0
+    jodie = build_model(load("jodie")["model"], 50)
+    assert jodie.embedding.time_proj is not None
+    assert jodie.memory.updater.cell_type is torch.nn.RNNCell
+    apan = build_model(load("apan")["model"], 50)
     assert apan.deliver_to == "neighbors" and apan.memory.mailbox_size == 10
 
 
@@ -222,21 +227,21 @@ def test_config_errors_name_the_key(change, match):
     cfg = load("tgn")["model"]
     change(cfg)
     with pytest.raises(ValueError, match=match):
-        TemporalGNN(cfg, 10)
+        build_model(cfg, 10)
 
 
 def test_feature_errors():
     cfg = load("tgat")["model"]
     with pytest.raises(ValueError, match=r"node_feat must be \[10, d\]"):
-        TemporalGNN(cfg, 10, node_feat=torch.randn(9, 3))
+        build_model(cfg, 10, node_feat=torch.randn(9, 3))
     with pytest.raises(ValueError, match="dim_edge_feat is 5"):
-        TemporalGNN(cfg, 10, dim_edge_feat=5, edge_feat=torch.randn(9, 3))
+        build_model(cfg, 10, dim_edge_feat=5, edge_feat=torch.randn(9, 3))
     with pytest.raises(ValueError, match="no edge_feat was given"):
-        TemporalGNN(cfg, 10, dim_edge_feat=5)
+        build_model(cfg, 10, dim_edge_feat=5)
     apan = load("apan")["model"]
     apan["memory"]["type"] = "none"
     with pytest.raises(ValueError, match="neighbors"):
-        TemporalGNN(apan, 10)
+        build_model(apan, 10)
 
 
 # -- learning -------------------------------------------------------------------------------------
@@ -247,7 +252,7 @@ def test_each_model_learns(name):
     cfg = small(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DySAT's featureless fallback
-        model = TemporalGNN(cfg["model"], 200, dropout=cfg["train"]["dropout"],
+        model = build_model(cfg["model"], 200, dropout=cfg["train"]["dropout"],
                             att_dropout=cfg["train"]["att_dropout"])
     ap = train_and_eval(model, loader(data, cfg["model"], slice(0, 2250)),
                         loader(data, cfg["model"], slice(2250, 3000), seed=1),
@@ -263,7 +268,7 @@ def test_apan_without_negative_neighbourhoods_trains_identically():
     runs = []
     for sample_negatives in (True, False):
         torch.manual_seed(0)
-        model = TemporalGNN(cfg["model"], 200, dropout=cfg["train"]["dropout"],
+        model = build_model(cfg["model"], 200, dropout=cfg["train"]["dropout"],
                             att_dropout=cfg["train"]["att_dropout"])
         train = loader(data, cfg["model"], slice(0, 2250), sample_negatives=sample_negatives)
         test = loader(data, cfg["model"], slice(2250, 3000), seed=1,
@@ -284,38 +289,39 @@ def test_node_and_edge_features(name):
     data = recency_graph(num_events=800, edge_dim=5)
     node_feat = torch.randn(200, 7)
     cfg = small(name, dim=16)["model"]
-    both = TemporalGNN(cfg, 200, node_feat=node_feat, edge_feat=data.msg)
-    only_nodes = TemporalGNN(cfg, 200, node_feat=node_feat)
+    both = build_model(cfg, 200, node_feat=node_feat, edge_feat=data.msg)
+    only_nodes = build_model(cfg, 200, node_feat=node_feat)
     assert "node_feat" not in both.state_dict() and "edge_feat" not in both.state_dict()
     for model in (both, only_nodes):
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         for batch in loader(data, cfg, slice(0, 400), batch_size=200):
             opt.zero_grad()
-            pos, neg = model.score(batch)
+            pos, neg, update = model.step(batch)
             assert pos.shape == (200,) and neg.shape == (200,)
             bce(pos, neg).backward()
             opt.step()
-            model.update_memory(batch)
+            model.apply_update(update)
     if name != "tgat":
         # The node features enter through a projection added to the memory (TGL).
-        assert both.node_feat_map.weight.grad is not None
+        assert both.node_input.feat_map.weight.grad is not None
         assert both.memory.mailbox.dim_mail == 2 * 16 + 5
     else:
-        assert both.layers[0][0].dim_node == 7 and both.layers[0][0].dim_edge == 5
+        layer = both.embedding.layers[0][0]
+        assert layer.dim_node == 7 and layer.dim_edge == 5
 
 
 @pytest.mark.parametrize("name", ["tgat", "tgn", "dysat"])
 def test_dense_and_message_passing_models_agree(name):
     data = recency_graph(num_events=600, edge_dim=3)
     cfg = small(name, dim=16)["model"]
-    model = TemporalGNN(cfg, 200, edge_feat=data.msg).eval()
+    model = build_model(cfg, 200, edge_feat=data.msg).eval()
     for batch in loader(data, cfg, slice(0, 600), batch_size=150):
         with torch.no_grad():
-            model.dense = True
+            model.embedding.dense = True
             dense = model(batch)
-            model.dense = False
+            model.embedding.dense = False
             sparse = model(batch)
-            model.update_memory(batch)
+            model.apply_update(model.step(batch)[2])
         assert torch.allclose(dense, sparse, atol=1e-5)
 
 
@@ -329,7 +335,7 @@ def test_deduplicating_sampler_gives_the_same_embeddings(name):
     cfg["gnn"].update(layer=2)
     ref_loader = loader(data, cfg, slice(0, 600), batch_size=150, dedup=False)
     dedup = TemporalSampler(ref_loader.sampler.tcsr, [5, 5], num_threads=1, dedup=True)
-    model = TemporalGNN(cfg, 200).eval()
+    model = build_model(cfg, 200).eval()
     twin = copy.deepcopy(model)
     for batch in ref_loader:
         deduped = copy.copy(batch)
@@ -337,8 +343,8 @@ def test_deduplicating_sampler_gives_the_same_embeddings(name):
         assert deduped.blocks[0][1].num_roots < batch.blocks[0][1].num_roots
         with torch.no_grad():
             assert torch.allclose(model(batch), twin(deduped), atol=1e-5)
-        model.update_memory(batch)
-        twin.update_memory(deduped)
+            model.apply_update(model.step(batch)[2])
+            twin.apply_update(twin.step(deduped)[2])
     if name == "tgn":
         assert torch.allclose(model.memory.memory, twin.memory.memory, atol=1e-5)
 
@@ -347,9 +353,9 @@ def test_deduplicating_sampler_gives_the_same_embeddings(name):
 def test_bfloat16_memory_storage_halves_the_state_and_tracks_float32(name):
     data = recency_graph(num_events=600, edge_dim=3)
     cfg = small(name, dim=16)["model"]
-    full = TemporalGNN(cfg, 200, edge_feat=data.msg).eval()
+    full = build_model(cfg, 200, edge_feat=data.msg).eval()
     cfg["memory"]["storage_dtype"] = "bfloat16"
-    half = TemporalGNN(cfg, 200, edge_feat=data.msg).eval()
+    half = build_model(cfg, 200, edge_feat=data.msg).eval()
     half.load_state_dict(full.state_dict())
     assert half.memory.memory.dtype == half.memory.mailbox.mail.dtype == torch.bfloat16
     # Timestamps stay float64; memory and mails take half the bytes.
@@ -358,15 +364,15 @@ def test_bfloat16_memory_storage_halves_the_state_and_tracks_float32(name):
     for batch in loader(data, cfg, slice(0, 600), batch_size=150):
         with torch.no_grad():
             a, b = full(batch), half(batch)
-        assert b.dtype == torch.float32
-        assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
-        full.update_memory(batch)
-        half.update_memory(batch)
+            assert b.dtype == torch.float32
+            assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
+            full.apply_update(full.step(batch)[2])
+            half.apply_update(half.step(batch)[2])
     assert torch.allclose(full.memory.memory, half.memory.memory.float(), atol=0.05)
     assert half.memory.memory.abs().sum() > 0
     cfg["memory"]["storage_dtype"] = "int8"
     with pytest.raises(ValueError, match="memory.storage_dtype must be one of"):
-        TemporalGNN(cfg, 200)
+        build_model(cfg, 200)
 
 
 # -- no leakage -----------------------------------------------------------------------------------
@@ -398,14 +404,13 @@ def test_an_event_never_informs_its_own_prediction(name):
     outputs = []
     for data in (base, changed):
         torch.manual_seed(0)
-        model = TemporalGNN(cfg, 200, edge_feat=data.msg).eval()
+        model = build_model(cfg, 200, edge_feat=data.msg).eval()
         with torch.no_grad():
             for i, batch in enumerate(loader(data, cfg, slice(0, 500), batch_size=bs)):
                 if i == k:
                     outputs.append((model(batch), model.score(batch)[0], batch))
                     break
-                model.score(batch)
-                model.update_memory(batch)
+                model.apply_update(model.step(batch)[2])
     (h_a, pos_a, batch_a), (h_b, pos_b, batch_b) = outputs
     assert not torch.equal(batch_a.dst, batch_b.dst)  # the batch really differs
     assert torch.equal(h_a[:bs], h_b[:bs]), f"{name}: source embeddings saw their own events"
@@ -422,7 +427,7 @@ def test_leakage_would_be_detected_by_learning():
     aps = {}
     for leaky in (False, True):
         torch.manual_seed(0)
-        model = TemporalGNN(cfg["model"], 100, dropout=0.1, att_dropout=0.1)
+        model = build_model(cfg["model"], 100, dropout=0.1, att_dropout=0.1)
         aps[leaky] = train_and_eval(model, loader(data, cfg["model"], slice(0, 2000)),
                                     loader(data, cfg["model"], slice(2000, 3000), seed=1),
                                     epochs=2, lr=5e-3, leaky=leaky)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from pyg_tgl.data.batch import SampledHop, TemporalBatch
-from pyg_tgl.nn import Mailbox, NodeMemory, TemporalGNN, latest_entry_of, latest_per_node
+from pyg_tgl.models import build_model
+from pyg_tgl.nn import Mailbox, NodeMemory, latest_entry_of, latest_per_node
 
 F64 = torch.float64
 
@@ -238,7 +239,7 @@ def test_write_keeps_latest_duplicate_and_checks_shapes():
         NodeMemory(4, 0, 2, 2, updater="lstm")
 
 
-# -- TemporalGNN memory, TGL's calling convention -------------------------------------------------
+# -- A model's memory, TGL's calling convention -------------------------------------------------
 
 def _identity_cfg(updater="gru", deliver_to="self", mailbox_size=1):
     return {"sampling": {"no_sample": True, "history": 1},
@@ -251,7 +252,7 @@ def _identity_cfg(updater="gru", deliver_to="self", mailbox_size=1):
 
 def test_tgl_memory_exact_sequence():
     edge_feat = torch.tensor([[0.1], [0.2], [0.3], [0.4]])
-    model = TemporalGNN(_identity_cfg(), num_nodes=6, edge_feat=edge_feat).eval()
+    model = build_model(_identity_cfg(), num_nodes=6, edge_feat=edge_feat).eval()
     mem = model.memory
     up = mem.updater
     zeros = lambda n, *s, dt=torch.float32: torch.zeros(n, *s, dtype=dt)  # noqa: E731
@@ -259,9 +260,9 @@ def test_tgl_memory_exact_sequence():
     # Batch 1: e0 = 0 -> 1 at t=1, e1 = 2 -> 3 at t=2, negatives 4, 4.
     b1 = make_batch([0, 2], [1, 3], [1.0, 2.0], [0, 1], [4, 4])
     with torch.no_grad():
-        model.score(b1)
+        _, _, update = model.step(b1)
     assert not mem.memory.any() and not mem.mailbox.mail.any()  # nothing written before update
-    model.update_memory(b1)
+    model.apply_update(update)
     t1 = torch.tensor([1.0, 1.0, 2.0, 2.0], dtype=F64)
     u = up(zeros(4, 4), zeros(4, dt=F64), zeros(4, 1, 9), zeros(4, 1, dt=F64), t1)
     assert torch.allclose(mem.memory[:4], u, atol=1e-6)
@@ -276,8 +277,8 @@ def test_tgl_memory_exact_sequence():
     # Batch 2: e2 = 0 -> 2 and e3 = 1 -> 0, both at t=5; negatives 3, 4.
     b2 = make_batch([0, 1], [2, 0], [5.0, 5.0], [2, 3], [3, 4])
     with torch.no_grad():
-        model.score(b2)
-    model.update_memory(b2)
+        _, _, update = model.step(b2)
+    model.apply_update(update)
     # Node 0 at t=5: batch 1's mail absorbed into batch 1's memory, time input 5 - 1.
     nodes = torch.tensor([0, 1, 2])
     batch1_mails = torch.stack([torch.cat([u[0], u[1], edge_feat[0]]),
@@ -312,13 +313,13 @@ def test_deliver_to_neighbours_apan():
                      eid=torch.tensor([0, 1, 2, 3]), dt=torch.tensor([6.0, 5, 4, 3], dtype=F64),
                      dense_index=torch.tensor([[3, -1], [4, 5], [6, -1]]),
                      count=torch.tensor([1, 2, 1]))
-    model = TemporalGNN(_identity_cfg("transformer", "neighbors", mailbox_size=2),
+    model = build_model(_identity_cfg("transformer", "neighbors", mailbox_size=2),
                         num_nodes=6).eval()
     mem = model.memory
     batch = make_batch([0], [1], [9.0], [7], [2], blocks=[[hop]])
     with torch.no_grad():
-        model.score(batch)
-    model.update_memory(batch)
+        _, _, update = model.step(batch)
+    model.apply_update(update)
     m = mem.memory
     src_mail = torch.cat([m[0], m[1]])
     dst_mail = torch.cat([m[1], m[0]])
@@ -334,11 +335,28 @@ def test_deliver_to_neighbours_apan():
     assert mem.memory_ts.tolist() == [9, 9, 0, 0, 0, 0]  # only the positive roots write memory
 
 
-def test_update_memory_requires_a_forward():
-    model = TemporalGNN(_identity_cfg(), num_nodes=4)
+def test_a_step_returns_its_writes_and_applies_none():
+    model = build_model(_identity_cfg(), num_nodes=4)
     batch = make_batch([0], [1], [1.0], [0], [2])
-    with pytest.raises(RuntimeError, match="forward"):
-        model.update_memory(batch)
-    model.score(batch)
-    with pytest.raises(RuntimeError, match="1 events, this batch has 2"):
-        model.update_memory(make_batch([0, 1], [1, 2], [1.0, 1.0], [0, 1], [2, 3]))
+    with torch.no_grad():
+        model.score(batch)
+        first = model.step(batch)[2].memory
+        again = model.step(batch)[2].memory  # nothing was consumed or written in between
+    assert not model.memory.memory.any() and not model.memory.mailbox.mail.any()
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert first.nodes.tolist() == [0, 1] and first.mail_nodes.tolist() == [0, 1]
+    model.apply_update(model.step(batch)[2])
+    assert model.memory.memory[:2].any() and not model.memory.memory[2:].any()
+
+
+def test_the_memory_modules_keep_their_import_paths():
+    # The mailbox and the storage helpers live in their own modules; the names that
+    # pyg_tgl.nn.memory always offered still import from there, as the same objects.
+    import pyg_tgl.nn as nn
+    from pyg_tgl.nn import mailbox, memory, storage
+    for name in ("Mailbox", "NodeMemory", "MemoryState", "MemoryQuery", "MemoryWrites",
+                 "latest_entry_of", "latest_per_node", "unique_pairs"):
+        assert getattr(memory, name) is getattr(nn, name, getattr(memory, name))
+    assert memory.Mailbox is mailbox.Mailbox is nn.Mailbox
+    assert memory.unique_pairs is storage.unique_pairs
+    assert issubclass(memory.NodeMemory, storage._StateModule)

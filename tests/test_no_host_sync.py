@@ -19,7 +19,7 @@ from torch_geometric.data import TemporalData
 
 from pyg_tgl.data.loader import TemporalNeighborLoader
 from pyg_tgl.data.synthetic import SyntheticConfig, synthetic_events
-from pyg_tgl.nn import TemporalGNN
+from pyg_tgl.models import build_model
 from pyg_tgl.train.loop import LinkStep, LinkTrainer
 from pyg_tgl.train.schedule import BatchSchedule
 
@@ -109,7 +109,7 @@ def _syncs(counter: _Counter, name: str, num_batches: int, precision: str,
     loader = TemporalNeighborLoader(data, fanout, batch_size=BATCH, num_threads=1,
                                     history=int(sampling.get("history", 1) or 1),
                                     duration=float(sampling.get("duration", 0) or 0.0) or 1.0)
-    model = TemporalGNN(cfg, num_nodes, edge_feat=data.msg)
+    model = build_model(cfg, num_nodes, edge_feat=data.msg)
     opt = (optimizer or torch.optim.Adam)(model.parameters(), lr=1e-3)
     events = torch.arange(num_batches * BATCH)
     trainer = LinkTrainer(model, opt, _UncountedLoader(loader, counter),
@@ -160,9 +160,9 @@ def test_counter_detects_a_per_batch_item(counter, monkeypatch):
     orig = LinkStep.forward
 
     def reading_forward(self, batch, weight=1.0):
-        loss, pos, neg = orig(self, batch, weight)
+        loss, pos, neg, update = orig(self, batch, weight)
         loss.detach().item()
-        return loss, pos, neg
+        return loss, pos, neg, update
 
     monkeypatch.setattr(LinkStep, "forward", reading_forward)
     counter.roots = (PKG, __file__)
@@ -176,11 +176,11 @@ def test_bfloat16_scores_are_float32_and_close_to_float32():
     data = _data(400)
     cfg = _model_cfg("tgn")
     loader = TemporalNeighborLoader(data, [10], batch_size=BATCH, num_threads=1)
-    model = TemporalGNN(cfg, 60, edge_feat=data.msg).eval()
+    model = build_model(cfg, 60, edge_feat=data.msg).eval()
     batch = next(iter(loader))
-    _, pos32, neg32 = LinkStep(model)(batch)
+    _, pos32, neg32, _ = LinkStep(model)(batch)
     model.reset_state()
-    loss16, pos16, neg16 = LinkStep(model, precision="bfloat16")(batch)
+    loss16, pos16, neg16, _ = LinkStep(model, precision="bfloat16")(batch)
     assert pos16.dtype == torch.float32 and loss16.dtype == torch.float32
     # bfloat16 keeps ~3 significant digits; logits of a fresh model are O(1).
     assert torch.allclose(pos16, pos32, atol=0.05) and torch.allclose(neg16, neg32, atol=0.05)
@@ -188,7 +188,7 @@ def test_bfloat16_scores_are_float32_and_close_to_float32():
 
 
 def test_unknown_precision_is_refused():
-    model = TemporalGNN(_model_cfg("tgn"), 10, edge_feat=torch.zeros(5, 8))
+    model = build_model(_model_cfg("tgn"), 10, edge_feat=torch.zeros(5, 8))
     with pytest.raises(ValueError, match="precision='fp8'.*float32.*bfloat16"):
         LinkTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), None,
                     BatchSchedule(torch.arange(5), 5), precision="fp8")

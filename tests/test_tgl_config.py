@@ -14,7 +14,7 @@ from cli import run_cli
 from omegaconf import OmegaConf
 
 from pyg_tgl.config.model import GnnConfig
-from pyg_tgl.nn import TemporalGNN
+from pyg_tgl.models import build_model
 from pyg_tgl.train.experiment import ConfigError, sampling_options
 from pyg_tgl.train.tgl_config import (MODEL_SECTIONS, apply_tgl_config, command_line_keep,
                                       read_tgl_config, section_keys, to_yaml)
@@ -170,7 +170,7 @@ def _shipped(name: str):
 
 def _model_params(model_cfg) -> dict:
     torch.manual_seed(0)
-    return TemporalGNN(model_cfg, num_nodes=50, edge_feat=torch.ones(30, 4)).state_dict()
+    return build_model(model_cfg, num_nodes=50, edge_feat=torch.ones(30, 4)).state_dict()
 
 
 @pytest.mark.parametrize("name", list(TGL_FILES))
@@ -185,7 +185,7 @@ def test_tgl_file_builds_the_shipped_model(name, tmp_path):
                             if k in tgl["train"]}
     assert tgl["schedule"] is None
     ours = _model_params(shipped.model)
-    # Converted, and also as TGL's lists straight into the module (TemporalGNN reads both).
+    # Converted, and also as TGL's lists straight into the module (build_model reads both).
     for model_cfg in (OmegaConf.create(tgl["model"]), yaml.safe_load(TGL_FILES[name])):
         theirs = _model_params(model_cfg)
         assert list(ours) == list(theirs)

@@ -104,9 +104,9 @@ class TemporalBatch(_TensorContainer):
         root_nodes, root_ts: the roots given to the sampler.
         blocks: ``blocks[s][l]`` is hop ``l`` of snapshot ``s`` (one snapshot unless DySAT-style
             ``history > 1``; the last snapshot is the most recent). Empty when no sampling.
-        plan: a model's index work on this batch, computed ahead on the host (e.g.
-            :meth:`~pyg_tgl.nn.TemporalGNN.index_plan` as the loader's ``transform``); ``None``
-            when the model computes it itself.
+        plan: a model's index work on this batch, computed ahead on the host (e.g. by the
+            model's ``batch_transform``, :meth:`~pyg_tgl.nn.TemporalGNN.index_plan`, as the
+            loader's ``transform``); ``None`` when the model computes it itself.
     """
 
     src: Tensor

@@ -20,6 +20,7 @@ from pyg_tgl.data.loader_options import (NEG_STRATEGIES, ROOT_TIMES, BatchOption
                                          EventSelection, NegativeOptions, SamplingOptions,
                                          event_ids, loader_options)
 from pyg_tgl.data.negatives import NegativeSampler
+from pyg_tgl.data.transform import apply_transform
 
 __all__ = ["TemporalNeighborLoader", "NegativeSampler", "SamplingOptions", "NegativeOptions",
            "BatchOptions", "EventSelection", "shard_bounds", "NEG_STRATEGIES", "ROOT_TIMES"]
@@ -179,7 +180,7 @@ class TemporalNeighborLoader:
         """:meth:`make_batch`, then the ``transform``'s plan and page-locking."""
         batch = self.make_batch(event_ids)
         if self.transform is not None:
-            batch.plan = self.transform(batch)
+            batch = apply_transform(self.transform, batch)
         return batch.pin_memory() if self.pin_memory else batch
 
     def make_batch(self, event_ids: Tensor) -> TemporalBatch:

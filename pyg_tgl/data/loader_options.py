@@ -146,8 +146,9 @@ class BatchOptions:
         pin_memory: return batches in page-locked host memory, so that moving them to a CUDA
             device with ``non_blocking=True`` is asynchronous.
         transform: applied to each batch where it is built (in the prefetch thread with
-            ``prefetch``); a callable returning the batch's ``plan``
-            (:meth:`~pyg_tgl.nn.TemporalGNN.index_plan`), stored there.
+            ``prefetch``): a :class:`~pyg_tgl.data.transform.BatchTransform` (e.g. a model's
+            ``batch_transform``), its contract checked, or a callable returning the batch's
+            ``plan``, stored there.
     """
 
     batch_size: int = 600

@@ -58,6 +58,11 @@ class PairHistory(torch.nn.Module):
         self.register_buffer("node_last_t", torch.full((size,), float("-inf"),
                                                        dtype=torch.float64), persistent=False)
 
+    def reset_parameters(self) -> None:
+        """No parameters: resets the state (as :meth:`~pyg_tgl.nn.NodeMemory.reset_parameters`
+        does)."""
+        self.reset_state()
+
     def reset_state(self) -> None:
         """Forgets every pair (and node)."""
         self.keys = self.keys[:0]

@@ -59,6 +59,31 @@ def pair_features(batch, recency: bool = False) -> Tensor:
     return torch.cat(parts, dim=1)
 
 
+class SampledPairFeatures(torch.nn.Module):
+    r""":func:`pair_features` as a part of a model: the neighbour co-occurrence of each candidate
+    pair in the batch's sampled neighbourhoods (no parameters, no state).
+
+    Args:
+        recency: also the time since the pair's most recent sampled edge.
+    """
+
+    def __init__(self, recency: bool = False) -> None:
+        super().__init__()
+        self.recency = bool(recency)
+        self.width = PAIR_FEATURES + PAIR_RECENCY_FEATURES * self.recency
+
+    def reset_parameters(self) -> None:
+        """Nothing to reset (no parameters, no state); here so that every part of a model has
+        the same interface."""
+
+    def forward(self, batch) -> Tensor:
+        """``[(1 + num_neg) * B, width]`` features of the batch's candidate pairs."""
+        return pair_features(batch, self.recency)
+
+    def extra_repr(self) -> str:
+        return f"recency={self.recency}"
+
+
 class EdgePredictor(torch.nn.Module):
     r"""TGL's link predictor (Zhou et al., `"TGL: A General Framework for Temporal GNN Training on
     Billion-Scale Graphs" <https://arxiv.org/abs/2203.14883>`_, VLDB 2022), also used by PyG's TGN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -56,9 +56,12 @@ def _load_dataset(cfg: DictConfig, options: Dict[str, Any]) -> Any:
         raise ConfigError(f"{where}: {e}") from e
 
 
-def build_model(cfg: DictConfig, ds: Any, device: torch.device) -> torch.nn.Module:
-    """Instantiates :class:`~pyg_tgl.nn.TemporalGNN` for the data set's features."""
-    from pyg_tgl.nn import TemporalGNN
+def build_model(cfg: DictConfig, ds: Any, device: torch.device,
+                model_factory: Optional[Callable[..., torch.nn.Module]] = None
+                ) -> torch.nn.Module:
+    """The model of ``cfg.model`` for the data set's features: ``model_factory`` (default
+    :func:`pyg_tgl.models.build_model`, TGL's compositions) called with its arguments."""
+    from pyg_tgl.models import build_model as tgl_model
     node_feat = ds.node_feat
     edge_feat = ds.edge_feat
     on_device = bool(_get(cfg, "hardware.all_on_gpu", True))
@@ -67,7 +70,7 @@ def build_model(cfg: DictConfig, ds: Any, device: torch.device) -> torch.nn.Modu
         node_feat = None if node_feat is None else node_feat.to(device)
         edge_feat = None if edge_feat is None else edge_feat.to(device)
     try:
-        model = TemporalGNN(
+        model = (model_factory or tgl_model)(
             cfg.model, ds.num_nodes,
             dim_node_feat=0 if node_feat is None else int(node_feat.size(1)),
             dim_edge_feat=0 if edge_feat is None else int(edge_feat.size(1)),

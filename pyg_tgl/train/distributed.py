@@ -13,11 +13,11 @@ Why the result equals one process with the global batch:
 * gradients: DDP averages the ranks' gradients; each rank's loss is weighted by
   ``W * n_r / n`` (``n_r`` events of ``n``), so the average is the gradient of the global
   batch's loss, also when the last batch does not split evenly;
-* node memory and mailbox: every rank computes the writes of its slice
-  (:meth:`~pyg_tgl.nn.TemporalGNN.memory_writes`: node ids, new memories, timestamps, mails),
-  the writes of all ranks are exchanged with one ``all_gather`` and every rank applies their
-  concatenation in rank order, which is event order, so "the latest event wins" resolves exactly
-  as in one process and the replicas stay identical;
+* node memory, mailbox and pair history: every rank's step returns the state update of its
+  slice (:meth:`~pyg_tgl.nn.TemporalGNN.step`: node ids, new memories, timestamps, mails, and
+  the events for the pair history), the updates of all ranks are exchanged with ``all_gather``
+  (:func:`gather_update`) and every rank applies their concatenation in rank (= event) order, so
+  "the latest event wins" resolves exactly as in one process and the replicas stay identical;
 * evaluation: every rank scores its slice of each evaluation batch, the scores are gathered in
   rank order and every rank computes the same metrics over the whole split.
 
@@ -155,16 +155,16 @@ class DistEnv:
         return [[torch.cat(parts) for parts in g] for g in out]
 
 
-def gather_writes(env: DistEnv, writes: Any) -> Any:
-    """The :class:`~pyg_tgl.nn.memory.MemoryWrites` of all ranks concatenated in rank order
-    (``None`` stays ``None``: a memory-less model)."""
-    if writes is None:
-        return None
-    from pyg_tgl.nn.memory import MemoryWrites
-    (nodes, memory, ts), (mail_nodes, mails, mail_ts) = env.all_gather_cat([
-        [writes.nodes, writes.memory, writes.ts],
-        [writes.mail_nodes, writes.mails, writes.mail_ts]])
-    return MemoryWrites(nodes, memory, ts, mail_nodes, mails, mail_ts)
+def gather_update(env: DistEnv, update: Any) -> Any:
+    """The :class:`~pyg_tgl.nn.StateUpdate` of all ranks concatenated in rank order: the pair
+    events, then the memory writes (``None`` parts stay ``None``)."""
+    events, writes = update.events, update.memory
+    if events is not None:
+        events = type(events)(*env.all_gather_cat([list(events)])[0])
+    if writes is not None:
+        first, second = env.all_gather_cat([list(writes[:3]), list(writes[3:])])
+        writes = type(writes)(*first, *second)
+    return type(update)(writes, events)
 
 
 def _row_bytes(t: Tensor) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -38,7 +38,9 @@ __all__ = ["run_experiment", "train_link", "Context", "build_model", "load_data"
 
 
 def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = True,
-                   callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
+                   callbacks: Sequence[Callback] = (),
+                   model_factory: Optional[Callable[..., torch.nn.Module]] = None
+                   ) -> Dict[str, Any]:
     """Runs the configured task and writes all outputs into ``out_dir``.
 
     Outputs: ``config_resolved.yaml``, ``metrics.json``, ``checkpoints/{best,last}.pt``,
@@ -50,6 +52,8 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
 
     ``callbacks``: :class:`~pyg_tgl.train.callbacks.Callback` instances called during the
     link training, after the loggers and the callbacks of ``cfg.callbacks``.
+    ``model_factory``: builds the model instead of :func:`pyg_tgl.models.build_model` (same
+    signature; a model composed from parts, ``docs/models.md``).
 
     ``cfg`` is read through the schema (:func:`~pyg_tgl.config.check.check_config`): options
     it lacks take their defaults.
@@ -66,14 +70,15 @@ def run_experiment(cfg: DictConfig, out_dir: Optional[Path], progress: bool = Tr
     try:
         with default_dtype(str(_get(cfg, "hardware.precision", "float32"))):
             return _run(cfg, Path(out_dir) if out_dir is not None else None, progress, dist,
-                        device, callbacks)
+                        device, callbacks, model_factory)
     finally:
         if dist.enabled:
             shutdown()
 
 
 def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv,
-         device: torch.device, callbacks: Sequence[Callback] = ()) -> Dict[str, Any]:
+         device: torch.device, callbacks: Sequence[Callback] = (),
+         model_factory: Optional[Callable[..., torch.nn.Module]] = None) -> Dict[str, Any]:
     main = dist.is_main
     resume_from = None
     if main:
@@ -96,7 +101,7 @@ def _run(cfg: DictConfig, out_dir: Optional[Path], progress: bool, dist: DistEnv
     check_split(ctx.split, ds, _get(cfg, "data.name"))
     if is_edgebank(cfg):  # link task, nothing to train: pyg_tgl/train/edgebank_run.py
         return run_edgebank(cfg, ctx, out_dir)
-    model = build_model(cfg, ds, device)
+    model = build_model(cfg, ds, device, model_factory)
     if dist.enabled:
         # Same initial parameters everywhere (same seed; DDP also broadcasts rank 0's), then a
         # different dropout stream per rank.

@@ -11,10 +11,11 @@ would be charged to the wrong phase):
 
 * ``sample``: waiting for the loader (negative drawing, neighbour sampling, batch assembly) and the
   host-to-device copy;
-* ``compute``: forward (memory read, embedding, scores), loss and backward;
+* ``compute``: forward (memory read, embedding, scores, and the batch's state update, which the
+  model's ``step`` returns without applying it), loss and backward;
 * ``update``: the optimizer step;
-* ``memory``: writing the batch's events to memory and mailbox (``update_memory``) and cutting the
-  autograd history (``detach``);
+* ``memory``: applying the state update to memory, mailbox and pair history (``apply_update``)
+  and cutting the autograd history (``detach``);
 * ``sync`` (data-parallel runs only): exchanging the memory writes of all ranks (the gradient
   all-reduce of DDP overlaps the backward and is part of ``compute``).
 
@@ -35,7 +36,7 @@ from torch import Tensor
 from pyg_tgl.config.hardware import PRECISIONS
 from pyg_tgl.config.train import LOSSES
 from pyg_tgl.train.callbacks import CallbackList
-from pyg_tgl.train.distributed import (DistEnv, gather_writes, searches_unused_parameters,
+from pyg_tgl.train.distributed import (DistEnv, gather_update, searches_unused_parameters,
                                        wrap_ddp)
 from pyg_tgl.train.metrics import LinkMetricAccumulator
 from pyg_tgl.train.progress import progress as _progress
@@ -70,11 +71,12 @@ def link_loss(pos: Tensor, neg: Tensor, loss: str = "bce") -> Tensor:
 
 
 class LinkStep(torch.nn.Module):
-    r"""The forward of one training step: link logits and the loss (the module that
-    :class:`~torch.nn.parallel.DistributedDataParallel` wraps).
+    r"""The forward of one training step: link logits, the loss and the model's state update
+    (the module that :class:`~torch.nn.parallel.DistributedDataParallel` wraps).
 
     Args:
-        model (torch.nn.Module): the temporal GNN (``score(batch) -> (pos, neg)``).
+        model (torch.nn.Module): the temporal GNN (``step(batch) -> (pos, neg, update)``, see
+            :meth:`~pyg_tgl.nn.TemporalGNN.step`).
         loss (str): ``"bce"``.
         precision (str): ``"float32"``, ``"bfloat16"`` (autocast of forward and loss) or
             ``"float64"`` (the model must have been built under :func:`default_dtype`).
@@ -98,18 +100,20 @@ class LinkStep(torch.nn.Module):
         """A zero that involves every trainable parameter (each gets a zero gradient)."""
         return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
 
-    def forward(self, batch: Any, weight: float = 1.0) -> Tuple[Tensor, Tensor, Tensor]:
-        """Returns ``(weight * loss, pos [B], neg [num_neg * B])``."""
+    def forward(self, batch: Any, weight: float = 1.0) -> Tuple[Tensor, Tensor, Tensor, Any]:
+        """Returns ``(weight * loss, pos [B], neg [num_neg * B], update)``, ``update`` the
+        batch's :class:`~pyg_tgl.nn.StateUpdate` (not applied)."""
         if batch.num_events == 0:
             # An empty slice of a tiny global batch (data parallel): a zero loss that still
-            # involves every parameter, so DDP's gradient all-reduce runs on every rank.
+            # involves every parameter, so DDP's gradient all-reduce runs on every rank, and an
+            # empty update for the exchange.
             zero = self._zero()
             empty = torch.empty(0, device=zero.device)
-            return zero, empty, empty
+            return zero, empty, empty, self.model.step(batch)[2]
         device = next(self.model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16,
                             enabled=self.precision == "bfloat16"):
-            pos, neg = self.model.score(batch)
+            pos, neg, update = self.model.step(batch)
         if self.precision == "bfloat16":
             # Logits go back to float32 so the loss and the metrics keep full precision.
             pos, neg = pos.float(), neg.float()
@@ -119,7 +123,7 @@ class LinkStep(torch.nn.Module):
             # Host-known sizes: no synchronisation. Same rule in one process and in each rank,
             # so the averaged gradients still equal one process's.
             out = out + self._zero()
-        return out, pos, neg
+        return out, pos, neg, update
 
 
 @dataclass
@@ -158,8 +162,8 @@ class LinkTrainer:
 
     Args:
         model (torch.nn.Module): a model following the contract of ``docs/design.md``
-            (``score``, ``memory_writes`` and ``apply_memory_writes``, ``reset_state``,
-            ``detach``).
+            (``step``, ``apply_update``, ``reset_state``, ``detach``, and optionally a
+            ``batch_transform``).
         optimizer (torch.optim.Optimizer): optimizer of ``model``'s parameters.
         train_loader: a :class:`~pyg_tgl.data.loader.TemporalNeighborLoader` over the training
             events, with the training negatives.
@@ -182,8 +186,9 @@ class LinkTrainer:
             (:func:`~pyg_tgl.train.distributed.searches_unused_parameters`). Without the
             search, steps whose hop has no sampled edge give every parameter a zero gradient
             (``LinkStep(grad_all_parameters=True)``), in one process too.
-        host_plans (bool): have the loaders compute the model's index work
-            (:meth:`~pyg_tgl.nn.TemporalGNN.index_plan`: deduplications by ``torch.unique``) on
+        host_plans (bool): have the loaders apply the model's ``batch_transform`` (for a
+            :class:`~pyg_tgl.nn.TemporalGNN` its index work,
+            :meth:`~pyg_tgl.nn.TemporalGNN.index_plan`: deduplications by ``torch.unique``) on
             the host, in their prefetch thread: on an accelerator, where each ``torch.unique``
             is a host synchronisation, training then never waits for the device. Off by
             default: on an H100 it left TGN's speed unchanged and halved TGAT's, whose large
@@ -226,8 +231,9 @@ class LinkTrainer:
         """Sets a loader's ``transform`` and ``pin_memory`` for this trainer (see
         ``host_plans``); returns their previous values."""
         old = {k: getattr(loader, k) for k in ("transform", "pin_memory") if hasattr(loader, k)}
-        if self.host_plans and "transform" in old and hasattr(self.model, "index_plan"):
-            loader.transform = self.model.index_plan
+        transform = getattr(self.model, "batch_transform", None)
+        if self.host_plans and "transform" in old and transform is not None:
+            loader.transform = transform
         if "pin_memory" in old and self.device.type == "cuda":
             loader.pin_memory = True
         return old
@@ -241,17 +247,10 @@ class LinkTrainer:
         """Clears memory and mailbox (a no-op for memory-less models)."""
         self.model.reset_state()
 
-    def _exchange(self, writes: Any) -> Any:
-        """All ranks' memory writes of this step, in rank order (this rank's alone when not
-        distributed); the model's pending pair-history events likewise, so that every rank's
-        store counts the whole batch."""
-        if not self.dist.enabled:
-            return writes
-        events = getattr(self.model, "pending_events", None)
-        if events is not None:
-            (src, dst, t), = self.dist.all_gather_cat([list(events)])
-            self.model.pending_events = (src, dst, t)
-        return gather_writes(self.dist, writes)
+    def _exchange(self, update: Any) -> Any:
+        """All ranks' state updates of this step concatenated in rank order (this rank's alone
+        when not distributed), so that every replica applies the whole batch."""
+        return gather_update(self.dist, update) if self.dist.enabled else update
 
     def train_epoch(self, epoch: int, max_batches: Optional[int] = None,
                     start: Optional["EpochProgress"] = None,
@@ -304,7 +303,7 @@ class LinkTrainer:
             # Each rank's loss weighted by its share, so DDP's gradient average is the gradient
             # of the global batch's loss, even when the batch does not split evenly.
             weight = batch.num_events * world / size if world > 1 else 1.0
-            loss, _, _ = self.train_step(batch, weight)
+            loss, _, _, update = self.train_step(batch, weight)
             loss.backward()
             self._sync()
             t2 = time.perf_counter()
@@ -312,11 +311,10 @@ class LinkTrainer:
             self._sync()
             t3 = time.perf_counter()
             with torch.no_grad():
-                writes = model.memory_writes(batch)
                 t4 = time.perf_counter()
-                writes = self._exchange(writes)
+                update = self._exchange(update)
                 t5 = time.perf_counter()
-                model.apply_memory_writes(writes)
+                model.apply_update(update)
             model.detach()
             self._sync()
             t6 = time.perf_counter()
@@ -397,7 +395,7 @@ class LinkTrainer:
                         self.progress)
         for batch in loader:
             batch = self._to_device(batch)
-            loss, pos, neg = self.step(batch)
+            loss, pos, neg, update = self.step(batch)
             eid = batch.eid
             if self.dist.enabled:
                 # Negatives are negative-major [num_neg, B]: gather them event-major so the
@@ -409,6 +407,6 @@ class LinkTrainer:
                 loss = link_loss(pos, neg, self.loss)
             if score:
                 acc.add(pos, neg, None if ind is None else ind[eid.to(self.device)], loss=loss)
-            model.apply_memory_writes(self._exchange(model.memory_writes(batch)))
+            model.apply_update(self._exchange(update))
             bar.update(int(eid.numel()))
         bar.close()

@@ -65,8 +65,7 @@ class TemporalEmbedder:
             return 0
         for ids in torch.split(torch.arange(start, end), self.batch_size):
             batch = self.loader.make_batch(ids).to(self.device)
-            self.model.score(batch)
-            self.model.update_memory(batch)
+            self.model.apply_update(self.model.step(batch)[2])
         self.position = end
         return end - start
 
@@ -78,7 +77,7 @@ class TemporalEmbedder:
         sampler = self.loader.sampler
         blocks = sampler.sample(nodes, times) if sampler is not None else []
         empty = torch.empty(0, dtype=torch.long)
-        # Roots only, no event: the model then caches nothing for a memory write.
+        # Roots only, no event: an embedding, no state update.
         batch = TemporalBatch(src=empty, dst=empty, t=times.new_empty(0), eid=empty,
                               neg_dst=empty, root_nodes=nodes, root_ts=times,
                               blocks=blocks).to(self.device)
