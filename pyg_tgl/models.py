@@ -36,6 +36,8 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import Tensor
 
+from pyg_tgl.config.model import (ARCHS, MEMORY_TYPES, STORAGE_DTYPES, GnnConfig, MemoryConfig,
+                                  SamplingConfig)
 from pyg_tgl.nn.attention import SCORES, SnapshotRNN
 from pyg_tgl.nn.embedding import AttentionEmbedding, IdentityEmbedding
 from pyg_tgl.nn.memory import NodeMemory
@@ -45,9 +47,9 @@ from pyg_tgl.nn.pair_history import PairHistory
 from pyg_tgl.nn.predictors import EdgePredictor, SampledPairFeatures
 from pyg_tgl.nn.state import DELIVER_TO
 
-ARCHS = ("transformer_attention", "identity")
-STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
-                  "float16": torch.float16}
+#: The schema's classes of the model's sections: their defaults fill what a configuration leaves
+#: out (one definition of each option, ``pyg_tgl/config/model.py``).
+SECTIONS = {"sampling": SamplingConfig, "memory": MemoryConfig, "gnn": GnnConfig}
 
 #: What a model factory is: :func:`build_model`'s signature.
 ModelFactory = Callable[..., torch.nn.Module]
@@ -63,12 +65,14 @@ def _mapping(obj: Any) -> Optional[Dict[str, Any]]:
 
 
 def section(cfg: Any, name: str) -> Dict[str, Any]:
-    """One section of a model configuration as a plain dict (``{}`` when absent); TGL's own YAML
-    wraps each section in a one-element list, which is accepted too."""
+    """One section of a model configuration as a plain dict, the schema's defaults filling what it
+    leaves out (all of them when it is absent); TGL's own YAML wraps each section in a
+    one-element list, which is accepted too."""
     top = _mapping(cfg)
     sec = top.get(name) if top is not None else getattr(cfg, name, None)
+    defaults = dataclasses.asdict(SECTIONS[name]())
     if sec is None:
-        return {}
+        return defaults
     if _mapping(sec) is None and hasattr(sec, "__len__") and not isinstance(sec, str):
         if len(sec) != 1:
             raise ValueError(f"model config: section {name!r} must be a mapping (or TGL's list "
@@ -78,7 +82,7 @@ def section(cfg: Any, name: str) -> Dict[str, Any]:
     if out is None:
         raise ValueError(f"model config: section {name!r} must be a mapping, got "
                          f"{type(sec).__name__}")
-    return out
+    return {**defaults, **out}
 
 
 def _require(sec: Dict[str, Any], key: str, where: str) -> Any:
@@ -93,7 +97,7 @@ def _storage_dtype(name: Optional[str]) -> Optional[torch.dtype]:
     if str(name) not in STORAGE_DTYPES:
         raise ValueError(f"model config: memory.storage_dtype must be one of "
                          f"{list(STORAGE_DTYPES)}, got {name!r}")
-    return STORAGE_DTYPES[str(name)]
+    return getattr(torch, str(name))
 
 
 def _check_feat(name: str, feat: Optional[Tensor], dim: int, rows: Optional[int]) -> int:
@@ -113,11 +117,11 @@ def _check_feat(name: str, feat: Optional[Tensor], dim: int, rows: Optional[int]
 def build_memory(mem_cfg: Dict[str, Any], num_nodes: int, dim_edge_feat: int, dropout: float,
                  att_dropout: float) -> Optional[NodeMemory]:
     """The ``memory`` section's :class:`~pyg_tgl.nn.NodeMemory` (``None`` for ``type: none``)."""
-    mem_type = str(mem_cfg.get("type", "none"))
-    if mem_type not in ("node", "none"):
-        raise ValueError(f"model config: memory.type must be 'node' or 'none', got "
+    mem_type = str(mem_cfg["type"])
+    if mem_type not in MEMORY_TYPES:
+        raise ValueError(f"model config: memory.type must be one of {MEMORY_TYPES}, got "
                          f"{mem_type!r}")
-    deliver_to = str(mem_cfg.get("deliver_to", "self"))
+    deliver_to = str(mem_cfg["deliver_to"])
     if mem_type == "none":
         if deliver_to == "neighbors":
             raise ValueError("model config: memory.deliver_to 'neighbors' needs memory.type "
@@ -128,12 +132,12 @@ def build_memory(mem_cfg: Dict[str, Any], num_nodes: int, dim_edge_feat: int, dr
         raise ValueError(f"model config: memory.deliver_to must be one of {DELIVER_TO}, "
                          f"got {deliver_to!r}")
     return NodeMemory(
-        num_nodes, dim_edge_feat, mem_dim, int(mem_cfg.get("dim_time", 100)),
+        num_nodes, dim_edge_feat, mem_dim, int(mem_cfg["dim_time"]),
         updater=str(_require(mem_cfg, "memory_update", "memory")),
-        mailbox_size=int(mem_cfg.get("mailbox_size", 1)),
-        mail_combine=str(mem_cfg.get("mail_combine", "last")),
-        num_heads=int(mem_cfg.get("attention_head", 2)), dropout=dropout,
-        att_dropout=att_dropout, dtype=_storage_dtype(mem_cfg.get("storage_dtype", None)))
+        mailbox_size=int(mem_cfg["mailbox_size"]),
+        mail_combine=str(mem_cfg["mail_combine"]),
+        num_heads=int(mem_cfg["attention_head"]), dropout=dropout,
+        att_dropout=att_dropout, dtype=_storage_dtype(mem_cfg["storage_dtype"]))
 
 
 def build_embedding(gnn: Dict[str, Any], sampling: Dict[str, Any], dim_input: int,
@@ -144,56 +148,56 @@ def build_embedding(gnn: Dict[str, Any], sampling: Dict[str, Any], dim_input: in
     arch = str(_require(gnn, "arch", "gnn"))
     if arch not in ARCHS:
         raise ValueError(f"model config: gnn.arch must be one of {ARCHS}, got {arch!r}")
-    history = int(sampling.get("history", 1) or 1)
+    history = int(sampling["history"] or 1)
     if arch == "identity":
         if dim_input == 0:
             raise ValueError("model config: gnn.arch 'identity' needs a memory or node "
                              "features to embed")
-        if gnn.get("dim_out") is not None and int(gnn["dim_out"]) != dim_input:
+        if gnn["dim_out"] is not None and int(gnn["dim_out"]) != dim_input:
             raise ValueError(f"model config: gnn.dim_out ({gnn['dim_out']}) must equal the "
                              f"input dimension ({dim_input}) for gnn.arch 'identity'")
-        time_proj = bool(gnn.get("time_proj")
-                         or str(gnn.get("time_transform", "")).upper() == "JODIE")
+        time_proj = bool(gnn["time_proj"]
+                         or str(gnn["time_transform"]).upper() == "JODIE")
         if time_proj and memory is None:
             raise ValueError("model config: gnn.time_proj (JODIE) needs memory.type node")
         return IdentityEmbedding(dim_input, history, time_projection=time_proj)
     num_layers = int(_require(gnn, "layer", "gnn"))
     if num_layers <= 0:
         raise ValueError(f"model config: gnn.layer must be positive, got {num_layers}")
-    if sampling.get("no_sample"):
+    if sampling["no_sample"]:
         raise ValueError("model config: gnn.arch 'transformer_attention' needs sampled "
                          "neighbours, but sampling.no_sample is set")
-    hops = sampling.get("layer")
-    neighbor = list(sampling.get("neighbor") or [])
+    hops = sampling["layer"]
+    neighbor = list(sampling["neighbor"] or [])
     if hops is not None and int(hops) != num_layers:
         raise ValueError(f"model config: sampling.layer ({hops}) must equal gnn.layer "
                          f"({num_layers})")
     if neighbor and len(neighbor) != num_layers:
         raise ValueError(f"model config: sampling.neighbor {neighbor} must list one fan-out "
                          f"per GNN layer ({num_layers})")
-    dim_out = int(gnn.get("dim_out") or (memory.memory_dim if memory is not None else 0))
+    dim_out = int(gnn["dim_out"] or (memory.memory_dim if memory is not None else 0))
     if dim_out <= 0:
         raise ValueError("model config: missing gnn.dim_out")
-    dim_time = int(gnn.get("dim_time", 0) or 0)
+    dim_time = int(gnn["dim_time"] or 0)
     if dim_input == 0 and dim_edge_feat == 0 and dim_time == 0:
         warnings.warn(
             "TemporalGNN: no memory, node or edge features and gnn.dim_time 0 leave the "
             f"first attention layer without input; encoding time with {dim_out} channels "
             "instead", stacklevel=3)
         dim_time = dim_out
-    score = str(gnn.get("att_score", "leaky_relu"))
+    score = str(gnn["att_score"])
     if score not in SCORES:
         raise ValueError(f"model config: gnn.att_score must be one of {SCORES}, got "
                          f"{score!r}")
-    dense = bool(gnn.get("dense", True))
+    dense = bool(gnn["dense"])
     return AttentionEmbedding(
         dim_input, dim_edge_feat, dim_time, dim_out, num_layers, history,
-        num_heads=int(gnn.get("att_head", 2)), dropout=dropout, att_dropout=att_dropout,
-        score=score, dense=dense, unique_inputs=bool(gnn.get("unique_inputs", True)),
+        num_heads=int(gnn["att_head"]), dropout=dropout, att_dropout=att_dropout,
+        score=score, dense=dense, unique_inputs=bool(gnn["unique_inputs"]),
         # Roots with the same (node, time) have the same most recent neighbours, so the top
         # layer embeds each distinct root once (exact; a uniform sampler draws each root's
         # neighbours independently, so there every root keeps its own draw).
-        unique_roots=str(sampling.get("strategy", "recent")) == "recent")
+        unique_roots=str(sampling["strategy"]) == "recent")
 
 
 def build_model(model_cfg: Any, num_nodes: int, dim_node_feat: int = 0, dim_edge_feat: int = 0,
@@ -217,7 +221,8 @@ def build_model(model_cfg: Any, num_nodes: int, dim_node_feat: int = 0, dim_edge
         edge_feat: ``[num_events, dim_edge_feat]`` edge features, indexed by event id.
 
     Raises:
-        ValueError: a missing key or values that do not fit together (named in the message).
+        ValueError: values that do not fit together (named in the message); what the
+            configuration leaves out takes the schema's default.
     """
     if num_nodes <= 0:
         raise ValueError(f"TemporalGNN: num_nodes must be positive, got {num_nodes}")
@@ -226,33 +231,31 @@ def build_model(model_cfg: Any, num_nodes: int, dim_node_feat: int = 0, dim_edge
     sampling = section(model_cfg, "sampling")
     mem_cfg = section(model_cfg, "memory")
     gnn = section(model_cfg, "gnn")
-    if not gnn:
-        raise ValueError("model config: missing section 'gnn'")
-    history = int(sampling.get("history", 1) or 1)
+    history = int(sampling["history"] or 1)
     memory = build_memory(mem_cfg, num_nodes, dim_edge_feat, dropout, att_dropout)
     node_input = NodeInput(dim_node_feat, memory.memory_dim if memory is not None else 0,
-                           bool(mem_cfg.get("combine_node_feature", True))
+                           bool(mem_cfg["combine_node_feature"])
                            if memory is not None else True)
     embedding = build_embedding(gnn, sampling, node_input.dim_out, dim_edge_feat, memory,
                                 dropout, att_dropout)
     combiner = None
     if history > 1:
-        if str(gnn.get("combine", "")) != "rnn":
+        if str(gnn["combine"]) != "rnn":
             raise ValueError(f"model config: sampling.history is {history}, so gnn.combine "
-                             f"must be 'rnn' (got {gnn.get('combine')!r})")
+                             f"must be 'rnn' (got {gnn['combine']!r})")
         combiner = SnapshotRNN(embedding.dim_out)
     # Optional pair terms of the predictor (pyg_tgl's additions, docs/accuracy.md): whether
     # each endpoint is among the other's sampled recent neighbours, and how often the pair
     # interacted over the whole stream so far (state, like memory).
-    pair_features = (SampledPairFeatures(bool(gnn.get("pair_recency", False)))
-                     if gnn.get("pair_features", False) else None)
-    pair_history = (PairHistory(num_nodes, recency=bool(gnn.get("pair_history_recency", False)),
-                                nodes=bool(gnn.get("pair_history_nodes", False)))
-                    if gnn.get("pair_history", False) else None)
+    pair_features = (SampledPairFeatures(bool(gnn["pair_recency"]))
+                     if gnn["pair_features"] else None)
+    pair_history = (PairHistory(num_nodes, recency=bool(gnn["pair_history_recency"]),
+                                nodes=bool(gnn["pair_history_nodes"]))
+                    if gnn["pair_history"] else None)
     dim_pair = sum(p.width for p in (pair_features, pair_history) if p is not None)
     edge_predictor = EdgePredictor(embedding.dim_out, dim_pair)
     return TemporalGNN(embedding, edge_predictor, memory=memory, node_input=node_input,
                        combiner=combiner, pair_features=pair_features,
                        pair_history=pair_history,
-                       deliver_to=str(mem_cfg.get("deliver_to", "self")) if memory is not None
+                       deliver_to=str(mem_cfg["deliver_to"]) if memory is not None
                        else "self", node_feat=node_feat, edge_feat=edge_feat)

@@ -218,7 +218,7 @@ def test_structure_built_from_config():
     (lambda m: m["gnn"].update(layer=2), "sampling.layer"),
     (lambda m: m["sampling"].update(history=2), "gnn.combine"),
     (lambda m: m["memory"].update(memory_update="lstm"), "memory_update"),
-    (lambda m: m["memory"].pop("memory_update"), "memory.memory_update"),
+    (lambda m: m["memory"].update(memory_update=None), "memory.memory_update"),
     (lambda m: m["memory"].update(deliver_to="everyone"), "deliver_to"),
     (lambda m: m["memory"].update(type="edge"), "memory.type"),
     (lambda m: m["gnn"].update(att_score="cosine"), "att_score"),
@@ -228,6 +228,22 @@ def test_config_errors_name_the_key(change, match):
     change(cfg)
     with pytest.raises(ValueError, match=match):
         build_model(cfg, 10)
+
+
+def test_a_left_out_option_takes_the_schemas_default():
+    # The builder and the command line read one definition of each option (pyg_tgl/config/).
+    from pyg_tgl.config.model import MemoryConfig
+    cfg = load("tgn")["model"]
+    del cfg["memory"]["memory_update"], cfg["memory"]["mailbox_size"]
+    torch.manual_seed(0)
+    left_out = build_model(cfg, 10)
+    cfg["memory"].update(memory_update=MemoryConfig.memory_update,
+                         mailbox_size=MemoryConfig.mailbox_size)
+    torch.manual_seed(0)
+    spelled_out = build_model(cfg, 10)
+    assert left_out.memory.updater.cell_type is torch.nn.GRUCell
+    assert {k: v.tolist() for k, v in left_out.state_dict().items()} == \
+        {k: v.tolist() for k, v in spelled_out.state_dict().items()}
 
 
 def test_feature_errors():
